@@ -1,0 +1,34 @@
+import { CacheLine } from './costModel.js';
+import { Effect, Op } from './effect.js';
+
+/**
+ * A named, instrumented shared memory location. Every access is an effect, hence a scheduling
+ * point, and is visible to the trace (and, later, to the race detectors).
+ */
+export class SharedLocation<T = unknown> {
+  readonly line = new CacheLine();
+  readonly #read: Effect = new Effect(Op.read, this);
+
+  constructor(
+    readonly name: string,
+    /** The current value. Thread bodies go through `read()`/`write()`; setup code may set it. */
+    public value: T,
+    /** The subsystem or structure that owns the location, for reports. */
+    readonly owner = '',
+  ) {}
+
+  /** Load: resumes with the value. */
+  read(): Effect {
+    return this.#read;
+  }
+
+  /** Store `value`. */
+  write(value: T): Effect {
+    return new Effect(Op.write, this, value);
+  }
+
+  /** An atomic read-modify-write: stores `update(old)`, resumes with the old value. */
+  rmw(update: (old: T) => T): Effect {
+    return new Effect(Op.atomicRmw, this, update);
+  }
+}
