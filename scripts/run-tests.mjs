@@ -22,4 +22,4 @@ try {
   failed += 1;
 }
 console.log(`${passed} passed, ${failed} failed`);
-process.exit(run.status === 0 && failed === 0 ? 0 : (run.status || 1));
+process.exit(run.status === 0 && failed === 0 ? 0 : run.status || 1);

@@ -14,7 +14,10 @@ export async function directionFindings(pkg: string, specifiers: readonly string
     const [result] = await eslint.lintText(`import * as probe from '${spec}';\nexport const used = probe;\n`, {
       filePath: `${root}packages/${pkg}/src/index.ts`,
     });
-    out.set(spec, (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message));
+    out.set(
+      spec,
+      (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message),
+    );
   }
   return out;
 }

@@ -40,7 +40,9 @@ describe('runCli', () => {
       const { demoProgram, defaultDemoParams } = await import('./demo.js');
       const original = runProgram(demoProgram({ ...defaultDemoParams, faulters: 3 }), { seed: 11, strategy: 'pct', cpus: 4, pctSteps: 3 * 500 * 4 + 200 });
       expect(original.steps).toBe(first.runs[0]!.steps);
-      const again = JSON.parse((await cli('demo', '--threads', '3', '--cpus', '4', '--seed', '11', '--strategy', 'replay', '--schedule', original.schedule, '--json')).out) as DemoJson;
+      const again = JSON.parse(
+        (await cli('demo', '--threads', '3', '--cpus', '4', '--seed', '11', '--strategy', 'replay', '--schedule', original.schedule, '--json')).out,
+      ) as DemoJson;
       expect(again.runs[0]).toMatchObject({ status: 'ok', steps: original.steps });
     });
 

@@ -178,7 +178,9 @@ describe('Engine', () => {
         expect(p.pct!.steps).toBeLessThanOrEqual(depth2BugSteps);
         if (runProgram(depth2Bug, { seed, strategy: 'random' }).status === 'error') randomHits++;
       }
-      console.log(`pct d=2: ${pctHits}/${runs} = ${(pctHits / runs).toFixed(4)} (bound ${bound.toFixed(4)}); random: ${randomHits}/${runs} = ${(randomHits / runs).toFixed(4)}`);
+      console.log(
+        `pct d=2: ${pctHits}/${runs} = ${(pctHits / runs).toFixed(4)} (bound ${bound.toFixed(4)}); random: ${randomHits}/${runs} = ${(randomHits / runs).toFixed(4)}`,
+      );
       expect(bound).toBeCloseTo(1 / (3 * depth2BugSteps), 10);
       expect(pctHits / runs).toBeGreaterThanOrEqual(bound);
       expect(pctHits).toBeGreaterThan(randomHits);

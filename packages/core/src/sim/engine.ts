@@ -479,7 +479,8 @@ class Run implements LockHost {
       }
       case Op.seqWriteBegin: {
         const seq = e.a as SeqCount;
-        if ((seq.sequence & 1) !== 0) throw new Error(`write_seqcount_begin(${seq.name}) by ${t.label} while a write is in progress: writers must be serialised`);
+        if ((seq.sequence & 1) !== 0)
+          throw new Error(`write_seqcount_begin(${seq.name}) by ${t.label} while a write is in progress: writers must be serialised`);
         t.clockNs = seq.line.store(t.cpu, start + cost.effectNs, cost);
         seq.sequence++;
         this.traceEffect(t, e, step, start);
@@ -540,7 +541,7 @@ class Run implements LockHost {
     this.blockedCount--;
     this.strategy.add(w);
     if (this.events !== null) {
-      const ts = this.timed !== null ? w.clockNs : (this.step) * stepTraceNs;
+      const ts = this.timed !== null ? w.clockNs : this.step * stepTraceNs;
       const fromTs = this.timed !== null ? this.currentStartNs : (this.step - 1) * stepTraceNs;
       this.events.push({ type: 'grant', tid: w.id, ts, obj: this.objId(obj, kindOf(obj)), mode, fromTid: from?.id ?? -1, fromTs });
     }
@@ -615,7 +616,9 @@ class Run implements LockHost {
         return;
       }
     }
-    throw new Error(`${t.label} releases ${lock.name} (${modeName(mode)}), which it does not hold${t.held.length ? ` (holds ${t.held.map((h) => h.lock.name).join(', ')})` : ''}`);
+    throw new Error(
+      `${t.label} releases ${lock.name} (${modeName(mode)}), which it does not hold${t.held.length ? ` (holds ${t.held.map((h) => h.lock.name).join(', ')})` : ''}`,
+    );
   }
 
   /** Start a grace period waiting for every thread now in a read-side section; null if none is. */
@@ -630,7 +633,7 @@ class Run implements LockHost {
 
   /** End every grace period whose readers have all left their sections (in start order). */
   advanceGracePeriods(): void {
-    for (let i = 0; i < this.gracePeriods.length; ) {
+    for (let i = 0; i < this.gracePeriods.length;) {
       const gp = this.gracePeriods[i]!;
       if (!gp.readers.every((r) => r.thread.rcuExits > r.exits || r.thread.state === ThreadState.done)) {
         i++;
@@ -655,7 +658,14 @@ class Run implements LockHost {
       return { kind: 'deadlock', thread: cycle[0]!.label, step: this.step, message: `deadlock: ${text}`, cycle: edgesOut, blocked: blocked.map(describe) };
     }
     const text = blocked.map((t) => `${t.label} waits for ${this.describeWait(t)}`).join('; ');
-    return { kind: 'deadlock', thread: blocked[0]?.label ?? null, step: this.step, message: `deadlock: no thread can run: ${text}`, cycle: [], blocked: blocked.map(describe) };
+    return {
+      kind: 'deadlock',
+      thread: blocked[0]?.label ?? null,
+      step: this.step,
+      message: `deadlock: no thread can run: ${text}`,
+      cycle: [],
+      blocked: blocked.map(describe),
+    };
   }
 
   /** The threads a blocked thread waits for. */
@@ -751,7 +761,7 @@ class Run implements LockHost {
     if (id === undefined) {
       id = this.objects.length;
       this.objectIds.set(obj, id);
-      const name = obj instanceof SimThread ? obj.label : 'name' in obj ? String((obj).name) : 'rcu';
+      const name = obj instanceof SimThread ? obj.label : 'name' in obj ? String(obj.name) : 'rcu';
       this.objects.push({ id, kind, name });
     }
     return id;

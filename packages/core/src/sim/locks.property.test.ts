@@ -33,14 +33,12 @@ const section = (locks: number, depth: number): fc.Arbitrary<Section> =>
     nested: depth > 0 ? fc.option(section(locks, depth - 1), { nil: null }) : fc.constant(null),
   });
 
-const programArb = fc
-  .array(fc.constantFrom<LockKind>('rwsem', 'rwsem', 'mutex', 'spin'), { minLength: 1, maxLength: 3 })
-  .chain((kinds) =>
-    fc.record({
-      kinds: fc.constant(kinds),
-      threads: fc.array(fc.array(section(kinds.length, 1), { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 4 }),
-    }),
-  );
+const programArb = fc.array(fc.constantFrom<LockKind>('rwsem', 'rwsem', 'mutex', 'spin'), { minLength: 1, maxLength: 3 }).chain((kinds) =>
+  fc.record({
+    kinds: fc.constant(kinds),
+    threads: fc.array(fc.array(section(kinds.length, 1), { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 4 }),
+  }),
+);
 
 interface Monitor {
   readers: number;

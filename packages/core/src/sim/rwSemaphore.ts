@@ -146,7 +146,7 @@ export class RwSemaphore extends SimLock {
     const head = this.waiters[0];
     if (head === undefined || head.mode === LockMode.write) return;
     let woken = 0;
-    for (let i = 0; i < this.waiters.length && woken < maxReadersWakeup; ) {
+    for (let i = 0; i < this.waiters.length && woken < maxReadersWakeup;) {
       const w = this.waiters[i]!;
       if (w.mode === LockMode.write) {
         if (this.readerWakeup === 'leading') break;

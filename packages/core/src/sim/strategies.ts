@@ -284,7 +284,9 @@ export class ScriptedStrategy implements Strategy {
     if (step < this.script.length) {
       const id = this.script[step]!;
       for (const t of items) if (t.id === id) return (this.#last = t);
-      throw new ScheduleDivergence(`the schedule runs thread T${id} at step ${step}, but it is not runnable (runnable: ${items.map((t) => `T${t.id}`).join(', ')})`);
+      throw new ScheduleDivergence(
+        `the schedule runs thread T${id} at step ${step}, but it is not runnable (runnable: ${items.map((t) => `T${t.id}`).join(', ')})`,
+      );
     }
     if (!this.extendPastScript) throw new ScheduleDivergence(`the schedule ends at step ${this.script.length}, but threads are still runnable`);
     const last = this.#last;

@@ -23,7 +23,10 @@ const contended: Program = (sim) => {
     for (let i = 0; i < 8; i++) yield spend(100);
     yield sem.upWrite();
   });
-  for (const [name, delay] of [['reader1', 50], ['reader2', 60]] as const) {
+  for (const [name, delay] of [
+    ['reader1', 50],
+    ['reader2', 60],
+  ] as const) {
     sim.spawn(name, function* () {
       yield spend(delay);
       yield sem.downRead();
@@ -321,7 +324,12 @@ describe('toPerfetto', () => {
     const names = trackNames(out);
     const starts = out.traceEvents.filter((e) => e.ph === 's');
     expect(starts.map((e) => `${e.name} from ${names.get(e.tid!)}`).sort()).toEqual(['handoff T0 child from T0 child', 'handoff wq from T3 waker']);
-    expect(out.traceEvents.filter((e) => e.ph === 'f').map((e) => names.get(e.tid!)).sort()).toEqual(['T1 parent', 'T2 sleeper']);
+    expect(
+      out.traceEvents
+        .filter((e) => e.ph === 'f')
+        .map((e) => names.get(e.tid!))
+        .sort(),
+    ).toEqual(['T1 parent', 'T2 sleeper']);
     for (let seed = 1; seed <= 5; seed++) {
       const r = run(wakeUps, 'random', seed);
       expect(r.result.status).toBe('ok');

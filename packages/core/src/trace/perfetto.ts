@@ -226,9 +226,7 @@ export function toPerfetto(trace: Trace, options?: PerfettoOptions): PerfettoTra
   /** The Chrome tid of lane `lane` of thread `id`: thread id + 1 on lane 0, + lane * stride above. */
   const trackOf = (id: number, lane: number): number => lane * stride + id + 1;
 
-  const meta: PerfettoEvent[] = [
-    { name: 'process_name', ph: 'M', ts: 0, pid: perfettoPid, args: { name: options?.processName ?? defaultProcessName } },
-  ];
+  const meta: PerfettoEvent[] = [{ name: 'process_name', ph: 'M', ts: 0, pid: perfettoPid, args: { name: options?.processName ?? defaultProcessName } }];
   for (const t of ordered) {
     const label = t.name === '' ? `T${t.id}` : `T${t.id} ${t.name}`;
     for (let lane = 0; lane < t.lanes; lane++) {
@@ -244,7 +242,16 @@ export function toPerfetto(trace: Trace, options?: PerfettoOptions): PerfettoTra
     for (const s of [...t.effects, ...t.spans]) {
       const end = s.end ?? s.start;
       timed.push({
-        ev: { name: s.name, cat: s.kind === 'hold' ? 'lock' : s.kind, ph: 'X', ts: usOf(s.start), dur: usOf(end - s.start), pid: perfettoPid, tid: trackOf(t.id, s.lane), args: s.args },
+        ev: {
+          name: s.name,
+          cat: s.kind === 'hold' ? 'lock' : s.kind,
+          ph: 'X',
+          ts: usOf(s.start),
+          dur: usOf(end - s.start),
+          pid: perfettoPid,
+          tid: trackOf(t.id, s.lane),
+          args: s.args,
+        },
         ns: s.start,
         rank: 0,
         durNs: end - s.start,
@@ -254,8 +261,25 @@ export function toPerfetto(trace: Trace, options?: PerfettoOptions): PerfettoTra
   }
   for (const c of counters) timed.push({ ev: c.ev, ns: c.ns, rank: 1, durNs: 0, seq: order++ });
   for (const f of flows) {
-    const start: PerfettoEvent = { name: f.name, cat: 'flow', ph: 's', ts: usOf(f.fromTs), pid: perfettoPid, tid: trackOf(f.fromThread, f.fromSlice.lane), id: f.id };
-    const finish: PerfettoEvent = { name: f.name, cat: 'flow', ph: 'f', ts: usOf(f.toTs), pid: perfettoPid, tid: trackOf(f.toThread, f.toSlice?.lane ?? 0), id: f.id, bp: 'e' };
+    const start: PerfettoEvent = {
+      name: f.name,
+      cat: 'flow',
+      ph: 's',
+      ts: usOf(f.fromTs),
+      pid: perfettoPid,
+      tid: trackOf(f.fromThread, f.fromSlice.lane),
+      id: f.id,
+    };
+    const finish: PerfettoEvent = {
+      name: f.name,
+      cat: 'flow',
+      ph: 'f',
+      ts: usOf(f.toTs),
+      pid: perfettoPid,
+      tid: trackOf(f.toThread, f.toSlice?.lane ?? 0),
+      id: f.id,
+      bp: 'e',
+    };
     timed.push({ ev: start, ns: f.fromTs, rank: 2, durNs: 0, seq: order++ });
     timed.push({ ev: finish, ns: f.toTs, rank: 2, durNs: 0, seq: order++ });
   }

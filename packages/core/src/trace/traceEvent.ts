@@ -9,11 +9,28 @@ export type TraceEvent =
   /** A thread was created. */
   | { readonly type: 'thread'; readonly tid: number; readonly name: string; readonly cpu: number; readonly ts: number }
   /** A thread executed an effect over [ts, ts+dur). `obj` is the target's object id, -1 for none. */
-  | { readonly type: 'effect'; readonly step: number; readonly tid: number; readonly ts: number; readonly dur: number; readonly op: string; readonly obj: number; readonly mode: number }
+  | {
+      readonly type: 'effect';
+      readonly step: number;
+      readonly tid: number;
+      readonly ts: number;
+      readonly dur: number;
+      readonly op: string;
+      readonly obj: number;
+      readonly mode: number;
+    }
   /** A thread blocked on `obj` (a lock in `mode`, a wait queue, a thread, a seqcount, a grace period). */
   | { readonly type: 'block'; readonly tid: number; readonly ts: number; readonly obj: number; readonly mode: number }
   /** A thread was granted a lock (or woken) at `ts` by `fromTid`'s effect at `fromTs`. */
-  | { readonly type: 'grant'; readonly tid: number; readonly ts: number; readonly obj: number; readonly mode: number; readonly fromTid: number; readonly fromTs: number }
+  | {
+      readonly type: 'grant';
+      readonly tid: number;
+      readonly ts: number;
+      readonly obj: number;
+      readonly mode: number;
+      readonly fromTid: number;
+      readonly fromTs: number;
+    }
   /** A lock was taken without waiting (its hold begins at `ts`). */
   | { readonly type: 'acquired'; readonly tid: number; readonly ts: number; readonly obj: number; readonly mode: number }
   /** A lock hold ended at `ts` (release, or the read half of a downgrade begins). */
