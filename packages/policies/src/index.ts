@@ -1,2 +1,2 @@
-// The public API of @vmalock/policies. Explicit named exports only; empty until the lock-policy issues add the LockPolicy implementations.
-export {};
+// The public API of @vmalock/policies. Explicit named exports only.
+export { GlobalRwsemPolicy } from './globalRwsem.js';

@@ -1,0 +1,57 @@
+import { unmapRange } from './munmap.js';
+import { type MmTask, pageAlign } from './task.js';
+import { PAGE_SIZE, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from './uapi.js';
+import { type MmGen, Vma, vmStartGap } from './vma.js';
+import { vmaMergeNewRange } from './vmaMerge.js';
+
+/** `VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT`: what the heap is mapped with (x86-64, no READ_IMPLIES_EXEC). */
+export const BRK_VM_FLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+
+/**
+ * `brk(addr)`: move the program break. Returns the new break on success and the old one on any
+ * failure (brk never returns -1): below `start_brk`, a mapping in the way (keeping a page of
+ * gap), or `max_map_count`. Shrinking unmaps the freed pages. Context: no mm lock held.
+ */
+export function* sysBrk(task: MmTask, brk: number): MmGen<number> {
+  const { mm, thread } = task;
+  const oldAligned = pageAlign(mm.brk);
+  const newAligned = pageAlign(brk);
+  const top = Math.max(oldAligned, newAligned) + PAGE_SIZE;
+  const guard = yield* mm.policy.lockForModify(mm, thread, Math.min(mm.startBrk, oldAligned, newAligned), top);
+  const origBrk = mm.brk;
+  let result = origBrk;
+  if (brk >= mm.startBrk) {
+    const oldbrk = pageAlign(mm.brk);
+    const newbrk = pageAlign(brk);
+    if (oldbrk === newbrk) {
+      mm.brk = brk;
+      result = brk;
+    } else if (brk <= mm.brk) {
+      // Shrink: unmap [newbrk, oldbrk), downgrading for the zap as the kernel does.
+      mm.brk = brk;
+      const r = yield* unmapRange(mm, thread, guard, newbrk, oldbrk, true);
+      if (r < 0) mm.brk = origBrk;
+      result = mm.brk;
+    } else {
+      const next = mm.findVma(oldbrk);
+      if (next === null || newbrk + PAGE_SIZE <= vmStartGap(next)) {
+        if (expandBrk(task, oldbrk, newbrk)) {
+          mm.brk = brk;
+          result = brk;
+        }
+      }
+    }
+  }
+  yield* mm.policy.unlock(guard);
+  return result;
+}
+
+/** `do_brk_flags()`: extend the heap VMA or map [oldbrk, newbrk) anew; false at max_map_count. */
+function expandBrk(task: MmTask, oldbrk: number, newbrk: number): boolean {
+  const { mm } = task;
+  if (mm.mapCount > mm.maxMapCount) return false;
+  const props = { flags: BRK_VM_FLAGS, file: null, vmOps: null, anonVma: null };
+  if (vmaMergeNewRange(mm, oldbrk, newbrk, props, oldbrk / PAGE_SIZE) !== null) return true;
+  mm.insertVmaUnchecked(new Vma(oldbrk, newbrk, BRK_VM_FLAGS, oldbrk / PAGE_SIZE, null, null, null));
+  return true;
+}

@@ -1,0 +1,68 @@
+import type { LockPolicy } from './lockPolicy.js';
+import { MmStruct } from './mmStruct.js';
+import type { MmTask } from './task.js';
+import { VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK } from './uapi.js';
+import { AnonVma, type MmGen, Vma } from './vma.js';
+
+/**
+ * `dup_mmap()` (fork): a new mm for process `childPid` under `childPolicy`, with a copy of every
+ * VMA but the VM_DONTCOPY ones. Anonymous private pages become shared copy-on-write (both sides
+ * write-protected); VM_WIPEONFORK VMAs are copied empty. `vm_ops->open` runs for each copy.
+ * Context: no mm lock held; takes the policy's whole-mm write lock on the parent.
+ */
+export function* dupMmap(task: MmTask, childPid: number, childPolicy: LockPolicy): MmGen<MmStruct> {
+  const { mm: parent, thread } = task;
+  const guard = yield* parent.policy.lockAll(parent, thread, 'write');
+  const child = new MmStruct(childPid, childPolicy, {
+    mmapBase: parent.mmapBase,
+    maxMapCount: parent.maxMapCount,
+    startBrk: parent.startBrk,
+    startStack: parent.startStack,
+  });
+  child.brk = parent.brk;
+  child.thp = parent.thp;
+  for (const [fd, file] of parent.files) child.files.set(fd, file);
+  const anonCopies = new Map<AnonVma, AnonVma>();
+  for (const vma of [...parent.vmas()]) {
+    if ((vma.flags & VM_DONTCOPY) !== 0) continue;
+    const wipe = (vma.flags & VM_WIPEONFORK) !== 0;
+    let anonVma: AnonVma | null = null;
+    if (vma.anonVma !== null && !wipe) {
+      anonVma = anonCopies.get(vma.anonVma) ?? new AnonVma(vma.anonVma);
+      anonCopies.set(vma.anonVma, anonVma);
+    }
+    const copy = new Vma(vma.start, vma.end, vma.flags, vma.pgoff, vma.file, anonVma, vma.vmOps);
+    copy.name = vma.name;
+    child.insertVmaUnchecked(copy);
+    if (copy.vmOps?.open !== undefined) yield* copy.vmOps.open(copy, thread);
+    if (wipe) continue;
+    // copy_page_range(): share every page; private writable ones become COW on both sides.
+    const cow = (vma.flags & VM_SHARED) === 0;
+    for (const { addr, view } of [...parent.pageTables.walk(vma.start, vma.end)]) {
+      const writable = view.writable && !cow;
+      if (view.huge) child.pageTables.setHugePmd(addr, view.page, writable);
+      else child.pageTables.setPte(addr, view.page, writable);
+      if (cow && view.writable) parent.pageTables.setWritable(addr, false);
+    }
+  }
+  yield* parent.policy.unlock(guard);
+  return child;
+}
+
+/**
+ * `exit_mmap()`: tear the address space down: zap every page, run `vm_ops->close`, free every
+ * VMA. Context: the last user of the mm; takes the policy's whole-mm write lock.
+ */
+export function* exitMmap(task: MmTask): MmGen<void> {
+  const { mm, thread } = task;
+  const guard = yield* mm.policy.lockAll(mm, thread, 'write');
+  const all = [...mm.tree.entries()];
+  for (const vma of all) {
+    mm.pageTables.zap(vma.start, vma.end);
+    mm.eraseVmaUnchecked(vma);
+    mm.events.removed?.(vma);
+  }
+  for (const vma of all) if (vma.vmOps?.close !== undefined) yield* vma.vmOps.close(vma, thread);
+  mm.dead = true;
+  yield* mm.policy.unlock(guard);
+}

@@ -1,0 +1,107 @@
+import type { SimThread } from '../sim/thread.js';
+import type { MmStruct } from './mmStruct.js';
+import type { MmGen } from './vma.js';
+
+/**
+ * What a lock policy hands an operation: the locks it now holds. Only the policy reads
+ * `state`; operations pass the guard back to `downgrade`, `unlock` and the assertions.
+ */
+export interface MmLockGuard {
+  readonly mm: MmStruct;
+  readonly thread: SimThread;
+  /** The range the guard covers for modification (write) or stability (read). */
+  readonly start: number;
+  readonly end: number;
+  /** write: the range may be modified; read: VMAs in it are stable. */
+  mode: 'read' | 'write';
+  /** The policy's own record of what it took. */
+  state: unknown;
+}
+
+/** The call sites at which subsystem hooks run; a policy says what each runs under. */
+export type HookSite =
+  | 'fault'
+  | 'pageMkwrite'
+  | 'vmaOpen'
+  | 'vmaClose'
+  | 'vmaMremap'
+  | 'fileMmap'
+  | 'mmapRegion'
+  | 'munmapRegion'
+  | 'mprotectFixup'
+  | 'mremapMove'
+  | 'fork'
+  | 'exit'
+  | 'gup'
+  | 'stackGrowth';
+
+/** One lock a hook site runs under. */
+export interface ProvidedLock {
+  readonly lock: 'mmap_sem' | 'vma_lock' | 'vm_area_lock' | 'range_lock' | 'page_table_lock' | 'pte_lock';
+  readonly mode: 'read' | 'write';
+}
+
+/**
+ * The one seam between mm operations and locking. Every mm operation is written once against
+ * this interface; a policy decides what "stabilise", "lock for modification" and so on take.
+ *
+ * Every request is a generator (it may sleep: yield lock effects) and returns a guard.
+ * Context for all of them: process context, may sleep, the caller holds no mm lock unless said.
+ */
+export interface LockPolicy {
+  readonly name: string;
+
+  /** Set up the per-mm state of this policy; called once when the mm is created. */
+  attach(mm: MmStruct): void;
+
+  /**
+   * Page fault at `addr`: afterwards the VMA containing `addr` (if any) cannot change or go
+   * away until unlock, and neither can its neighbour below (stack growth reads it). Hooks run
+   * under `provides('fault')`.
+   */
+  lockForFault(mm: MmStruct, thread: SimThread, addr: number): MmGen<MmLockGuard>;
+
+  /** Read-side work over [start, end) (madvise(DONTNEED), get_user_pages): VMAs there are stable. */
+  lockForRead(mm: MmStruct, thread: SimThread, start: number, end: number): MmGen<MmLockGuard>;
+
+  /**
+   * Modify [start, end) (munmap, mprotect, madvise flags, brk, MAP_FIXED mmap): the VMAs in it
+   * and the neighbours a merge may touch can be split, merged, changed or removed.
+   */
+  lockForModify(mm: MmStruct, thread: SimThread, start: number, end: number): MmGen<MmLockGuard>;
+
+  /**
+   * Map a new area somewhere: `place(mm)` computes the address (or -errno) under the lock, and
+   * the returned guard covers [addr, addr + length) for modification.
+   */
+  lockForMap(mm: MmStruct, thread: SimThread, length: number, place: (mm: MmStruct) => number): MmGen<{ guard: MmLockGuard | null; addr: number }>;
+
+  /** mremap of [oldStart, oldEnd): the source, the space after it, and any target. */
+  lockForRemap(mm: MmStruct, thread: SimThread, oldStart: number, oldEnd: number): MmGen<MmLockGuard>;
+
+  /** The whole address space: fork (the parent, read for 'read'), exit, /proc/pid/maps. */
+  lockAll(mm: MmStruct, thread: SimThread, mode: 'read' | 'write'): MmGen<MmLockGuard>;
+
+  /** Relax a write guard to read (munmap's zap, R10). */
+  downgrade(guard: MmLockGuard): MmGen<void>;
+
+  /** Release everything the guard holds. */
+  unlock(guard: MmLockGuard): MmGen<void>;
+
+  /**
+   * Stack growth of `vma` down to `newStart` under a fault guard (R9): take what makes the
+   * growth safe against other faults and returns true, or false when it may not grow there.
+   * `endStackGrowth` releases it.
+   */
+  beginStackGrowth(guard: MmLockGuard, newStart: number): MmGen<boolean>;
+  endStackGrowth(guard: MmLockGuard): MmGen<void>;
+
+  /** What hooks at `site` run under (for the static check of declared assumptions). */
+  provides(site: HookSite): readonly ProvidedLock[];
+
+  /** Assert the guard allows modifying [start, end); throws with a reason otherwise. */
+  assertModify(guard: MmLockGuard, start: number, end: number): void;
+
+  /** Assert the VMA at `addr` is stable under the guard. */
+  assertStable(guard: MmLockGuard, addr: number): void;
+}

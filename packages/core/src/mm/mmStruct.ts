@@ -1,0 +1,241 @@
+import { RwSemaphore } from '../sim/rwSemaphore.js';
+import type { LockPolicy } from './lockPolicy.js';
+import { PageTables } from './pageTables.js';
+import { DEFAULT_MAX_MAP_COUNT, ENOMEM, HPAGE_PMD_SIZE, MAP_FIXED, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE, VM_MAYSHARE } from './uapi.js';
+import { type MmFile, Vma, vmEndGap, vmStartGap } from './vma.js';
+import { VmaTree } from './vmaTree.js';
+
+/** The lowest gap `get_unmapped_area` leaves below the stack (`MIN_GAP`, 128 MiB). */
+export const MMAP_MIN_GAP = 128 * 1024 * 1024;
+/** `TASK_UNMAPPED_BASE` for the bottom-up fallback (x86-64: TASK_SIZE / 3, page-aligned). */
+export const TASK_UNMAPPED_BASE = Math.floor(TASK_SIZE / 3 / PAGE_SIZE) * PAGE_SIZE;
+
+/**
+ * Hooks a lock policy may attach to an mm to keep its per-VMA state right as the mm splits,
+ * merges, inserts and removes VMAs (R7: a split VMA inherits its range lock).
+ */
+export interface VmaEvents {
+  /** `vma` was split; `created` is the new part (it copied `vma`'s fields). */
+  split?(vma: Vma, created: Vma): void;
+  /** `removed` merged into `survivor` and left the tree. */
+  merged?(survivor: Vma, removed: Vma): void;
+  /** `vma` entered the tree. */
+  inserted?(vma: Vma): void;
+  /** `vma` left the tree (unmapped). */
+  removed?(vma: Vma): void;
+}
+
+/** Layout and limits of a new mm. */
+export interface MmLayout {
+  /** Top of the top-down mmap area (`mm->mmap_base`). */
+  readonly mmapBase?: number;
+  /** `vm.max_map_count`. */
+  readonly maxMapCount?: number;
+  /** `mm->start_brk` (the end of the data segment). */
+  readonly startBrk?: number;
+  /** `mm->start_stack`. */
+  readonly startStack?: number;
+}
+
+/**
+ * A process address space (`struct mm_struct`).
+ *
+ * Lock rules (global-rwsem; docs/locking.md has every policy): the VMA tree, `mapCount`,
+ * `totalVm`, `brk` are written under mmap_sem write and read under mmap_sem read; page tables
+ * under mmap_sem read plus their PTE locks (install: `page_table_lock`).
+ */
+export class MmStruct {
+  /** The VMAs (and dummy VMAs) by address. Written under: mmap_sem write. Read under: read. */
+  readonly tree: VmaTree<Vma>;
+  /** `mmap_lock`, called mmap_sem before Linux 5.8. */
+  readonly mmapSem: RwSemaphore;
+  readonly pageTables: PageTables;
+  /** Visible VMAs (`map_count`). Written under: mmap_sem write. */
+  mapCount = 0;
+  /** Pages mapped (`total_vm`). Written under: mmap_sem write. */
+  totalVm = 0;
+  /** Dummy VMAs in the tree (range-lock policies). */
+  dummyCount = 0;
+  /** `mm_lock_seq` (per-vma): bumped when mmap_sem write is released. */
+  mmLockSeq = 0;
+  readonly mmapBase: number;
+  readonly maxMapCount: number;
+  /** `start_brk`, `brk`: the heap. Written under: mmap_sem write. */
+  startBrk: number;
+  brk: number;
+  startStack: number;
+  /** The process's open files by fd (the mm model keeps the fd table it needs). */
+  readonly files = new Map<number, MmFile>();
+  /** A policy's per-mm state. */
+  policyState: unknown = null;
+  /** Hooks of the policy (set by `LockPolicy.attach`). */
+  events: VmaEvents = {};
+  /** The gate VMA (`[vsyscall]`), outside the user address space and the tree. */
+  gateVma: Vma | null = null;
+  /** Set once the mm has been torn down by exit. */
+  dead = false;
+  /** `/sys/kernel/mm/transparent_hugepage/enabled`: THP on faults always, in VM_HUGEPAGE VMAs, or never. */
+  thp: 'always' | 'madvise' | 'never' = 'madvise';
+  /** How often each held-lock assertion was evaluated on this mm. */
+  readonly assertionCounts: Record<string, number> = {};
+  /** Faults handled, by outcome (for reports). */
+  readonly faultCounts = { anon: 0, file: 0, cow: 0, huge: 0, stackGrowth: 0, sigsegv: 0, sigbus: 0 };
+
+  constructor(
+    /** The owning process (`tgid`), for names and maps. */
+    readonly pid: number,
+    readonly policy: LockPolicy,
+    layout: MmLayout = {},
+  ) {
+    this.mmapBase = layout.mmapBase ?? TASK_SIZE - MMAP_MIN_GAP;
+    this.maxMapCount = layout.maxMapCount ?? DEFAULT_MAX_MAP_COUNT;
+    this.startBrk = this.brk = layout.startBrk ?? 0x555555559000;
+    this.startStack = layout.startStack ?? TASK_SIZE - 0x21000;
+    this.tree = new VmaTree<Vma>({ lowLimit: MMAP_MIN_ADDR, highLimit: TASK_SIZE, startGap: vmStartGap, endGap: vmEndGap });
+    this.mmapSem = new RwSemaphore(`mm${pid}.mmap_sem`);
+    this.pageTables = new PageTables(`mm${pid}`);
+    policy.attach(this);
+  }
+
+  // --- lookups: dummy VMAs are never visible ---
+
+  /** `find_vma()`: the first visible VMA with end > addr, or null. */
+  findVma(addr: number): Vma | null {
+    let v = this.tree.find(addr);
+    while (v !== null && v.dummy) v = this.tree.next(v);
+    return v;
+  }
+
+  /** `vma_lookup()`: the visible VMA containing addr, or null. */
+  vmaLookup(addr: number): Vma | null {
+    const v = this.tree.lookup(addr);
+    return v === null || v.dummy ? null : v;
+  }
+
+  /** `find_vma_intersection()`: the first visible VMA intersecting [start, end), or null. */
+  findVmaIntersection(start: number, end: number): Vma | null {
+    const v = this.findVma(start);
+    return v !== null && v.start < end ? v : null;
+  }
+
+  /** The visible VMA before `vma` (adjacent in the tree, or null if a dummy or nothing is there). */
+  prevVma(vma: Vma): Vma | null {
+    let v = this.tree.prev(vma);
+    while (v !== null && v.dummy) v = this.tree.prev(v);
+    return v;
+  }
+
+  nextVma(vma: Vma): Vma | null {
+    let v = this.tree.next(vma);
+    while (v !== null && v.dummy) v = this.tree.next(v);
+    return v;
+  }
+
+  /** The last visible VMA starting below `addr` (`find_vma_prev`'s prev), or null. */
+  findVmaPrev(addr: number): Vma | null {
+    let v = this.tree.findPrev(addr);
+    while (v !== null && v.dummy) v = this.tree.prev(v);
+    return v;
+  }
+
+  /** Visible VMAs in address order (with end > from). */
+  *vmas(from = 0): Generator<Vma> {
+    for (const v of this.tree.entries(from)) if (!v.dummy) yield v;
+  }
+
+  /** Visible VMAs intersecting [start, end), in order, as an array (safe to modify the tree after). */
+  vmasIn(start: number, end: number): Vma[] {
+    const out: Vma[] = [];
+    for (const v of this.tree.entries(start)) {
+      if (v.start >= end) break;
+      if (!v.dummy) out.push(v);
+    }
+    return out;
+  }
+
+  // --- tree updates (unchecked: the caller holds what the policy requires) ---
+
+  /** Insert a VMA into the tree and account it. */
+  insertVmaUnchecked(vma: Vma): void {
+    this.tree.insert(vma);
+    vma.detached = false;
+    if (vma.dummy) this.dummyCount++;
+    else {
+      this.mapCount++;
+      this.totalVm += vma.pages;
+    }
+    this.events.inserted?.(vma);
+  }
+
+  /** Remove a VMA from the tree and unaccount it. */
+  eraseVmaUnchecked(vma: Vma): void {
+    this.tree.erase(vma);
+    vma.detached = true;
+    if (vma.dummy) this.dummyCount--;
+    else {
+      this.mapCount--;
+      this.totalVm -= vma.pages;
+    }
+  }
+
+  /** Change a VMA's range in place (`vma_set_range`), keeping the tree's gaps right. */
+  setVmaRangeUnchecked(vma: Vma, start: number, end: number, pgoff: number): void {
+    const oldStart = vma.start;
+    const oldPages = vma.pages;
+    vma.start = start;
+    vma.end = end;
+    vma.pgoff = pgoff;
+    this.tree.adjusted(vma, oldStart);
+    if (!vma.dummy) this.totalVm += vma.pages - oldPages;
+  }
+
+  // --- get_unmapped_area ---
+
+  /**
+   * `get_unmapped_area()` for a new mapping of `len` bytes (x86-64 top-down layout): a hint that
+   * fits is taken as is; otherwise the highest free area below `mmapBase`, falling back to
+   * bottom-up from `TASK_UNMAPPED_BASE`. Anonymous mappings whose length is a multiple of 2 MiB
+   * and shared file mappings get THP / cache-colour alignment as Linux 6.x does. Returns the
+   * address, or -ENOMEM. Context: the caller holds what the policy requires to map.
+   */
+  getUnmappedArea(len: number, hint: number, flags: number, file: MmFile | null, vmFlags: number): number {
+    if (len > TASK_SIZE - MMAP_MIN_ADDR) return -ENOMEM;
+    if ((flags & MAP_FIXED) !== 0) return hint;
+    if (hint !== 0) {
+      const addr = Math.ceil(hint / PAGE_SIZE) * PAGE_SIZE;
+      if (TASK_SIZE - len >= addr && addr >= MMAP_MIN_ADDR && this.#fits(addr, len)) return addr;
+    }
+    let alignMask = 0;
+    const alignOffset = 0;
+    if (file === null && (vmFlags & VM_MAYSHARE) === 0 && len % HPAGE_PMD_SIZE === 0 && hint === 0) {
+      // thp_get_unmapped_area(): anonymous PMD-multiple mappings start on a PMD boundary.
+      alignMask = HPAGE_PMD_SIZE - 1;
+    }
+    const topDown = this.tree.unmappedArea({
+      length: len,
+      low: Math.max(PAGE_SIZE, MMAP_MIN_ADDR),
+      high: this.mmapBase,
+      alignMask,
+      alignOffset,
+      topDown: true,
+    });
+    if (topDown >= 0) return topDown;
+    const bottomUp = this.tree.unmappedArea({ length: len, low: TASK_UNMAPPED_BASE, high: TASK_SIZE, alignMask, alignOffset, topDown: false });
+    if (bottomUp >= 0) return bottomUp;
+    return -ENOMEM;
+  }
+
+  /** True when [addr, addr+len) is free, respecting the guard gaps of its neighbours. */
+  #fits(addr: number, len: number): boolean {
+    const next = this.tree.find(addr);
+    const prev = next === null ? this.tree.last() : this.tree.prev(next);
+    if (next !== null && addr + len > vmStartGap(next)) return false;
+    if (prev !== null && addr < vmEndGap(prev)) return false;
+    return true;
+  }
+
+  /** Make a new VMA object for this mm (the policy sees it on insert). */
+  newVma(start: number, end: number, flags: number, pgoff: number, file: MmFile | null, vmOps: Vma['vmOps']): Vma {
+    return new Vma(start, end, flags, pgoff, file, null, vmOps ?? file?.vmOps ?? null);
+  }
+}

@@ -1,0 +1,159 @@
+import type { SimThread } from '../sim/thread.js';
+import type { MmLockGuard } from './lockPolicy.js';
+import type { MmStruct } from './mmStruct.js';
+import { unmapRange } from './munmap.js';
+import { type MmTask, pageAlign } from './task.js';
+import {
+  EFAULT,
+  EINVAL,
+  ENOMEM,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MREMAP_DONTUNMAP,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
+  PAGE_SIZE,
+  TASK_SIZE,
+  VM_DONTEXPAND,
+  VM_MAYSHARE,
+  VM_PFNMAP,
+  VM_SHARED,
+} from './uapi.js';
+import { type MmGen, Vma, vmStartGap } from './vma.js';
+import { vmaMergeNewRange } from './vmaMerge.js';
+
+/**
+ * `mremap(addr, oldLen, newLen, flags, newAddr)`. Shrinks in place, grows in place when the
+ * space after is free, otherwise moves (MREMAP_MAYMOVE) to a new area or to `newAddr`
+ * (MREMAP_FIXED, unmapping what was there). Returns the new address or -errno: EINVAL (flags,
+ * alignment, zero new length, overlapping fixed target), EFAULT (no VMA at addr, or the old
+ * range crosses its end, or growing a VM_DONTEXPAND/VM_PFNMAP VMA), ENOMEM (no room in place
+ * without MAYMOVE, no free area, map count). Context: no mm lock held.
+ */
+export function* sysMremap(task: MmTask, addr: number, oldLen: number, newLen: number, flags: number, newAddr: number): MmGen<number> {
+  const { mm, thread } = task;
+  if ((flags & ~(MREMAP_FIXED | MREMAP_MAYMOVE | MREMAP_DONTUNMAP)) !== 0) return -EINVAL;
+  if ((flags & MREMAP_FIXED) !== 0 && (flags & MREMAP_MAYMOVE) === 0) return -EINVAL;
+  if ((flags & MREMAP_DONTUNMAP) !== 0 && ((flags & MREMAP_MAYMOVE) === 0 || oldLen !== newLen)) return -EINVAL;
+  if (addr % PAGE_SIZE !== 0) return -EINVAL;
+  oldLen = pageAlign(oldLen);
+  newLen = pageAlign(newLen);
+  if (newLen === 0) return -EINVAL;
+  if (addr + oldLen > TASK_SIZE || newLen > TASK_SIZE) return -EINVAL;
+  const guard = yield* mm.policy.lockForRemap(mm, thread, addr, addr + oldLen);
+  const r = yield* mremapLocked(mm, thread, guard, addr, oldLen, newLen, flags, newAddr);
+  yield* mm.policy.unlock(guard);
+  return r;
+}
+
+function* mremapLocked(
+  mm: MmStruct,
+  thread: SimThread,
+  guard: MmLockGuard,
+  addr: number,
+  oldLen: number,
+  newLen: number,
+  flags: number,
+  newAddr: number,
+): MmGen<number> {
+  let vma = mm.vmaLookup(addr);
+  if (vma === null) return -EFAULT;
+  if (oldLen === 0 && (vma.flags & (VM_SHARED | VM_MAYSHARE)) === 0) return -EINVAL;
+  if (oldLen > vma.end - addr) return -EFAULT;
+
+  if ((flags & MREMAP_FIXED) !== 0) {
+    if (newAddr % PAGE_SIZE !== 0) return -EINVAL;
+    if (newLen > TASK_SIZE || newAddr > TASK_SIZE - newLen) return -EINVAL;
+    if (newAddr < addr + oldLen && addr < newAddr + newLen) return -EINVAL;
+    if (mm.mapCount + 2 >= mm.maxMapCount - 3) return -ENOMEM;
+    let r = yield* unmapRange(mm, thread, guard, newAddr, newAddr + newLen, false);
+    if (r < 0) return r;
+    if (oldLen > newLen) {
+      r = yield* unmapRange(mm, thread, guard, addr + newLen, addr + oldLen, false);
+      if (r < 0) return r;
+      oldLen = newLen;
+    }
+    vma = mm.vmaLookup(addr);
+    if (vma === null) return -EFAULT;
+    if (newLen > oldLen && (vma.flags & (VM_DONTEXPAND | VM_PFNMAP)) !== 0) return -EFAULT;
+    return yield* moveVma(mm, thread, guard, vma, addr, oldLen, newLen, newAddr, flags);
+  }
+
+  if (oldLen >= newLen) {
+    // Shrink (or same size): unmap the tail, downgrading for the zap.
+    if (oldLen > newLen) {
+      const r = yield* unmapRange(mm, thread, guard, addr + newLen, addr + oldLen, true);
+      if (r < 0) return r;
+    }
+    return addr;
+  }
+  if ((vma.flags & (VM_DONTEXPAND | VM_PFNMAP)) !== 0) return -EFAULT;
+  if (addr + oldLen === vma.end && expandable(mm, vma, newLen - oldLen)) {
+    // Grow in place, joining the VMA after when the kernel's merge rules allow.
+    const delta = newLen - oldLen;
+    const start = vma.end;
+    const props = { flags: vma.flags, file: vma.file, vmOps: vma.vmOps, anonVma: vma.anonVma };
+    if (vmaMergeNewRange(mm, start, start + delta, props, vma.pgoffOf(start)) === null) {
+      mm.setVmaRangeUnchecked(vma, vma.start, start + delta, vma.pgoff);
+    }
+    return addr;
+  }
+  if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;
+  const mapFlags = (vma.flags & VM_MAYSHARE) !== 0 ? MAP_SHARED : MAP_PRIVATE;
+  const target = mm.getUnmappedArea(newLen, 0, mapFlags, vma.file, vma.flags);
+  if (target < 0) return target;
+  return yield* moveVma(mm, thread, guard, vma, addr, oldLen, newLen, target, flags);
+}
+
+/** `vma_expandable()`: the `delta` bytes after `vma` are free and inside the address space. */
+function expandable(mm: MmStruct, vma: Vma, delta: number): boolean {
+  const end = vma.end + delta;
+  if (end > TASK_SIZE) return false;
+  const next = mm.tree.next(vma);
+  return next === null || vmStartGap(next) >= end;
+}
+
+/**
+ * `move_vma()`: copy the VMA's range [oldAddr, oldAddr+oldLen) to [newAddr, newAddr+newLen)
+ * (merging with neighbours there when allowed, `copy_vma`), move its page-table entries, run
+ * `vm_ops->mremap`, then unmap the old range (unless MREMAP_DONTUNMAP).
+ */
+function* moveVma(
+  mm: MmStruct,
+  thread: SimThread,
+  guard: MmLockGuard,
+  vma: Vma,
+  oldAddr: number,
+  oldLen: number,
+  newLen: number,
+  newAddr: number,
+  flags: number,
+): MmGen<number> {
+  if (mm.mapCount >= mm.maxMapCount - 3) return -ENOMEM;
+  // copy_vma(): a private anonymous VMA never faulted (no anon_vma, so no page indexed by its
+  // pgoff) takes the pgoff of its new address, as a new mapping there would, so it can merge.
+  const unfaultedAnon = vma.isAnonymous() && !vma.isShared() && vma.anonVma === null;
+  const pgoff = unfaultedAnon ? newAddr / PAGE_SIZE : vma.pgoffOf(oldAddr);
+  const props = { flags: vma.flags, file: vma.file, vmOps: vma.vmOps, anonVma: vma.anonVma };
+  let moved = vmaMergeNewRange(mm, newAddr, newAddr + newLen, props, pgoff);
+  if (moved === null) {
+    moved = new Vma(newAddr, newAddr + newLen, vma.flags, pgoff, vma.file, vma.anonVma, vma.vmOps);
+    moved.name = vma.name;
+    mm.insertVmaUnchecked(moved);
+    if (moved.vmOps?.open !== undefined) yield* moved.vmOps.open(moved, thread);
+  }
+  // move_page_tables(): every present entry of the old range moves by the same offset.
+  const pt = mm.pageTables;
+  const entries = [...pt.walk(oldAddr, oldAddr + oldLen)];
+  for (const { addr, view } of entries) if (view.huge) pt.splitHugePmd(addr);
+  for (const { addr, view } of [...pt.walk(oldAddr, oldAddr + oldLen)]) {
+    pt.setPte(newAddr + (addr - oldAddr), view.page, view.writable);
+  }
+  pt.zap(oldAddr, oldAddr + oldLen);
+  if (moved.vmOps?.mremap !== undefined) yield* moved.vmOps.mremap(moved, thread);
+  if ((flags & MREMAP_DONTUNMAP) === 0) {
+    const r = yield* unmapRange(mm, thread, guard, oldAddr, oldAddr + oldLen, false);
+    if (r < 0) return r;
+  }
+  return newAddr;
+}

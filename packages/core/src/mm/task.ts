@@ -1,0 +1,16 @@
+import type { SimThread } from '../sim/thread.js';
+import type { MmStruct } from './mmStruct.js';
+
+/**
+ * Who runs an mm operation: a simulated thread of the process owning `mm`. Operations take
+ * their locks through `mm.policy`.
+ */
+export interface MmTask {
+  readonly thread: SimThread;
+  readonly mm: MmStruct;
+}
+
+/** Round up to a page (`PAGE_ALIGN`); returns a value above 2^53 unchanged for the overflow checks. */
+export function pageAlign(n: number): number {
+  return Math.ceil(n / 4096) * 4096;
+}
