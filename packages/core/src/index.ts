@@ -19,6 +19,7 @@ export {
 } from './sim/effect.js';
 export {
   Engine,
+  type EngineObserver,
   type LockStats,
   type Program,
   type RunFailure,
@@ -211,3 +212,4 @@ export {
 } from './mm/vmaMerge.js';
 export { type TreeEntry, type UnmappedAreaRequest, VmaTree, type VmaTreeOptions } from './mm/vmaTree.js';
 export { runMmOp } from './mm/runOp.js';
+export { Lockdep, type LockdepAcquisition, type LockdepDependency, type LockdepOptions, type LockdepReport, formatLockdepReport } from './check/lockdep.js';

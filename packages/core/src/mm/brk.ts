@@ -18,6 +18,7 @@ export function* sysBrk(task: MmTask, brk: number): MmGen<number> {
   const newAligned = pageAlign(brk);
   const top = Math.max(oldAligned, newAligned) + PAGE_SIZE;
   const guard = yield* mm.policy.lockForModify(mm, thread, Math.min(mm.startBrk, oldAligned, newAligned), top);
+  mm.policy.assertModify(guard, Math.min(mm.startBrk, oldAligned, newAligned), top);
   const origBrk = mm.brk;
   let result = origBrk;
   if (brk >= mm.startBrk) {

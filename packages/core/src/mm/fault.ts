@@ -137,7 +137,9 @@ function* handlePte(task: MmTask, vma: Vma, addr: number, write: boolean): MmGen
   }
   const vmf: VmFault = { vma, address: page, pgoff: vma.pgoffOf(page), write, thread };
   if (vma.isAnonymous()) {
-    anonVmaPrepare(mm, vma);
+    // do_anonymous_page(): a read of private memory maps the zero page and needs no anon_vma;
+    // only a fault that allocates (a write, a shared page, a THP) prepares one.
+    if (write || (vma.flags & VM_SHARED) !== 0 || thpAllowed(mm, vma, page)) anonVmaPrepare(mm, vma);
     if (thpAllowed(mm, vma, page)) {
       yield pt.pageTableLock.lock();
       const base = Math.floor(page / HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE;

@@ -1,7 +1,7 @@
 import type { LockPolicy } from './lockPolicy.js';
 import { MmStruct } from './mmStruct.js';
 import type { MmTask } from './task.js';
-import { VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK } from './uapi.js';
+import { TASK_SIZE, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK } from './uapi.js';
 import { AnonVma, type MmGen, Vma } from './vma.js';
 
 /**
@@ -13,6 +13,7 @@ import { AnonVma, type MmGen, Vma } from './vma.js';
 export function* dupMmap(task: MmTask, childPid: number, childPolicy: LockPolicy): MmGen<MmStruct> {
   const { mm: parent, thread } = task;
   const guard = yield* parent.policy.lockAll(parent, thread, 'write');
+  parent.policy.assertModify(guard, 0, TASK_SIZE);
   const child = new MmStruct(childPid, childPolicy, {
     mmapBase: parent.mmapBase,
     maxMapCount: parent.maxMapCount,
@@ -56,6 +57,7 @@ export function* dupMmap(task: MmTask, childPid: number, childPolicy: LockPolicy
 export function* exitMmap(task: MmTask): MmGen<void> {
   const { mm, thread } = task;
   const guard = yield* mm.policy.lockAll(mm, thread, 'write');
+  mm.policy.assertModify(guard, 0, TASK_SIZE);
   const all = [...mm.tree.entries()];
   for (const vma of all) {
     mm.pageTables.zap(vma.start, vma.end);

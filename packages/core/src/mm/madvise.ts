@@ -104,6 +104,8 @@ export function* sysMadvise(task: MmTask, start: number, len: number, advice: nu
   const guard: MmLockGuard = READ_SIDE.has(advice)
     ? yield* mm.policy.lockForRead(mm, thread, start, end)
     : yield* mm.policy.lockForModify(mm, thread, start, end);
+  if (READ_SIDE.has(advice)) mm.policy.assertStable(guard, start);
+  else mm.policy.assertModify(guard, start, end);
   let unmappedError = 0;
   let error = 0;
   let tmp = start;

@@ -102,6 +102,9 @@ export class MmStruct {
   /** `find_vma()`: the first visible VMA with end > addr, or null. */
   findVma(addr: number): Vma | null {
     let v = this.tree.find(addr);
+    // Without dummies (every policy but the range-lock ones) the tree's answer is the answer:
+    // no need to touch the VMA, which for a large mm is a cache miss of its own.
+    if (this.dummyCount === 0) return v;
     while (v !== null && v.dummy) v = this.tree.next(v);
     return v;
   }

@@ -102,6 +102,9 @@ export function* sysMmap(task: MmTask, addr: number, len: number, prot: number, 
   }
   if ((flags & MAP_HUGETLB) !== 0 && file === null) return -ENOMEM; // no hugetlb pages reserved
   if (len === 0) return -EINVAL;
+  // do_mmap() turns MAP_FIXED_NOREPLACE into MAP_FIXED before it treats a non-fixed address as a
+  // hint: an unaligned or too-low NOREPLACE address fails (EINVAL, EPERM), it is never rounded.
+  if ((flags & MAP_FIXED_NOREPLACE) !== 0) flags |= MAP_FIXED;
   if ((flags & MAP_FIXED) === 0 && addr !== 0 && addr < MMAP_MIN_ADDR) addr = MMAP_MIN_ADDR;
   else if ((flags & MAP_FIXED) === 0) addr = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
   len = pageAlign(len);
@@ -110,8 +113,12 @@ export function* sysMmap(task: MmTask, addr: number, len: number, prot: number, 
   if (pgoff + len / PAGE_SIZE > Number.MAX_SAFE_INTEGER) return -EOVERFLOW;
   const type = flags & MAP_TYPE;
   if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE) return -EINVAL;
+  // The anonymous switch of do_mmap() knows only MAP_SHARED and MAP_PRIVATE: MAP_SHARED_VALIDATE
+  // is for files (it validates the file's supported flags).
+  if (type === MAP_SHARED_VALIDATE && file === null) return -EINVAL;
   if (type === MAP_SHARED_VALIDATE && (flags & ~KNOWN_MAP_FLAGS) !== 0) return -EOPNOTSUPP;
-  if ((flags & MAP_FIXED_NOREPLACE) !== 0) flags |= MAP_FIXED;
+  // do_mmap(): VM_GROWSDOWN only on private anonymous memory; file and shared mappings say EINVAL.
+  if ((flags & MAP_GROWSDOWN) !== 0 && (file !== null || type !== MAP_PRIVATE)) return -EINVAL;
 
   let vmFlags = vmProtBits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
   if ((flags & MAP_GROWSDOWN) !== 0) vmFlags |= VM_GROWSDOWN;

@@ -38,13 +38,14 @@ export function* sysMprotect(task: MmTask, start: number, len: number, prot: num
   const grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
   prot &= ~grows;
   if (grows === (PROT_GROWSDOWN | PROT_GROWSUP)) return -EINVAL;
-  if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) !== 0) return -EINVAL;
   if (len === 0) return 0;
   len = pageAlign(len);
   const end = start + len;
   if (end <= start) return -ENOMEM;
-  if ((grows & PROT_GROWSUP) !== 0) return -EINVAL; // no VM_GROWSUP on x86-64
+  // arch_validate_prot() runs only here, after the zero-length return, as in do_mprotect_pkey().
+  if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) !== 0) return -EINVAL;
   const guard = yield* mm.policy.lockForModify(mm, thread, start, end);
+  mm.policy.assertModify(guard, start, end);
   const result = yield* mprotectLocked(task, start, end, prot, grows);
   yield* mm.policy.unlock(guard);
   return result;
@@ -57,7 +58,11 @@ function* mprotectLocked(task: MmTask, start: number, end: number, prot: number,
   if ((grows & PROT_GROWSDOWN) !== 0) {
     if ((first.flags & VM_GROWSDOWN) === 0) return -EINVAL;
     start = first.start;
-  } else if (first.start > start) return -ENOMEM;
+  } else {
+    if (first.start > start) return -ENOMEM;
+    // No VM_GROWSUP on x86-64: PROT_GROWSUP fails with EINVAL once a VMA is found at start.
+    if ((grows & PROT_GROWSUP) !== 0) return -EINVAL;
+  }
   const want = vmProtBits(prot);
   // Walk by address: a merge may swallow the next VMA of the range.
   let tmp = start;

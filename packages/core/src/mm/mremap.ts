@@ -19,15 +19,17 @@ import {
   VM_PFNMAP,
   VM_SHARED,
 } from './uapi.js';
-import { type MmGen, Vma, vmStartGap } from './vma.js';
+import { type MmGen, Vma } from './vma.js';
 import { vmaMergeNewRange } from './vmaMerge.js';
 
 /**
  * `mremap(addr, oldLen, newLen, flags, newAddr)`. Shrinks in place, grows in place when the
  * space after is free, otherwise moves (MREMAP_MAYMOVE) to a new area or to `newAddr`
- * (MREMAP_FIXED, unmapping what was there). Returns the new address or -errno: EINVAL (flags,
- * alignment, zero new length, overlapping fixed target), EFAULT (no VMA at addr, or the old
- * range crosses its end, or growing a VM_DONTEXPAND/VM_PFNMAP VMA), ENOMEM (no room in place
+ * (MREMAP_FIXED, unmapping what was there); MREMAP_DONTUNMAP always moves, leaving the old range
+ * mapped and empty. Returns the new address or -errno: EINVAL (flags,
+ * alignment, zero new length, overlapping fixed target), EFAULT (no VMA at addr; growing or
+ * moving an old range that crosses its VMA's end, or a VM_DONTEXPAND/VM_PFNMAP VMA; a shrink
+ * only unmaps the tail, across VMAs as munmap does), ENOMEM (no room in place
  * without MAYMOVE, no free area, map count). Context: no mm lock held.
  */
 export function* sysMremap(task: MmTask, addr: number, oldLen: number, newLen: number, flags: number, newAddr: number): MmGen<number> {
@@ -56,27 +58,34 @@ function* mremapLocked(
   flags: number,
   newAddr: number,
 ): MmGen<number> {
+  mm.policy.assertModify(guard, addr, addr + oldLen);
   let vma = mm.vmaLookup(addr);
   if (vma === null) return -EFAULT;
-  if (oldLen === 0 && (vma.flags & (VM_SHARED | VM_MAYSHARE)) === 0) return -EINVAL;
-  if (oldLen > vma.end - addr) return -EFAULT;
 
-  if ((flags & MREMAP_FIXED) !== 0) {
+  if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0) {
+    // mremap_to(): a move to `newAddr` (MREMAP_FIXED, unmapping what is there) or, for
+    // MREMAP_DONTUNMAP alone, to a free area found with `newAddr` as a hint.
+    const fixed = (flags & MREMAP_FIXED) !== 0;
     if (newAddr % PAGE_SIZE !== 0) return -EINVAL;
     if (newLen > TASK_SIZE || newAddr > TASK_SIZE - newLen) return -EINVAL;
     if (newAddr < addr + oldLen && addr < newAddr + newLen) return -EINVAL;
     if (mm.mapCount + 2 >= mm.maxMapCount - 3) return -ENOMEM;
-    let r = yield* unmapRange(mm, thread, guard, newAddr, newAddr + newLen, false);
-    if (r < 0) return r;
+    if (fixed) {
+      const r = yield* unmapRange(mm, thread, guard, newAddr, newAddr + newLen, false);
+      if (r < 0) return r;
+    }
     if (oldLen > newLen) {
-      r = yield* unmapRange(mm, thread, guard, addr + newLen, addr + oldLen, false);
+      const r = yield* unmapRange(mm, thread, guard, addr + newLen, addr + oldLen, false);
       if (r < 0) return r;
       oldLen = newLen;
     }
     vma = mm.vmaLookup(addr);
     if (vma === null) return -EFAULT;
-    if (newLen > oldLen && (vma.flags & (VM_DONTEXPAND | VM_PFNMAP)) !== 0) return -EFAULT;
-    return yield* moveVma(mm, thread, guard, vma, addr, oldLen, newLen, newAddr, flags);
+    const bad = resizeError(vma, addr, oldLen, newLen, flags);
+    if (bad < 0) return bad;
+    const target = fixed ? newAddr : mm.getUnmappedArea(newLen, newAddr, mapFlagsOf(vma), vma.file, vma.flags);
+    if (target < 0) return target;
+    return yield* moveVma(mm, thread, guard, vma, addr, oldLen, newLen, target, flags);
   }
 
   if (oldLen >= newLen) {
@@ -87,7 +96,8 @@ function* mremapLocked(
     }
     return addr;
   }
-  if ((vma.flags & (VM_DONTEXPAND | VM_PFNMAP)) !== 0) return -EFAULT;
+  const bad = resizeError(vma, addr, oldLen, newLen, flags);
+  if (bad < 0) return bad;
   if (addr + oldLen === vma.end && expandable(mm, vma, newLen - oldLen)) {
     // Grow in place, joining the VMA after when the kernel's merge rules allow.
     const delta = newLen - oldLen;
@@ -99,18 +109,40 @@ function* mremapLocked(
     return addr;
   }
   if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;
-  const mapFlags = (vma.flags & VM_MAYSHARE) !== 0 ? MAP_SHARED : MAP_PRIVATE;
-  const target = mm.getUnmappedArea(newLen, 0, mapFlags, vma.file, vma.flags);
+  const target = mm.getUnmappedArea(newLen, 0, mapFlagsOf(vma), vma.file, vma.flags);
   if (target < 0) return target;
   return yield* moveVma(mm, thread, guard, vma, addr, oldLen, newLen, target, flags);
 }
 
-/** `vma_expandable()`: the `delta` bytes after `vma` are free and inside the address space. */
+/**
+ * `vma_to_resize()`: may [addr, addr+oldLen) of `vma` become `newLen` long (grow or move)?
+ * 0, or -EINVAL (old_len 0 of a private mapping, MREMAP_DONTUNMAP of a VM_DONTEXPAND/VM_PFNMAP
+ * VMA), -EFAULT (the old range runs past the VMA's end, or growing a VM_DONTEXPAND/VM_PFNMAP
+ * VMA). A shrink in place never asks: it only unmaps the tail, whatever VMAs it spans.
+ */
+function resizeError(vma: Vma, addr: number, oldLen: number, newLen: number, flags: number): number {
+  if (oldLen === 0 && (vma.flags & (VM_SHARED | VM_MAYSHARE)) === 0) return -EINVAL;
+  if ((flags & MREMAP_DONTUNMAP) !== 0 && (vma.flags & (VM_DONTEXPAND | VM_PFNMAP)) !== 0) return -EINVAL;
+  if (oldLen > vma.end - addr) return -EFAULT;
+  if (newLen > oldLen && (vma.flags & (VM_DONTEXPAND | VM_PFNMAP)) !== 0) return -EFAULT;
+  return 0;
+}
+
+/** The mmap type `get_unmapped_area()` is asked for when `vma` moves. */
+function mapFlagsOf(vma: Vma): number {
+  return (vma.flags & VM_MAYSHARE) !== 0 ? MAP_SHARED : MAP_PRIVATE;
+}
+
+/**
+ * `vma_expandable()`: the `delta` bytes after `vma` are inside the address space and intersect
+ * no VMA. Like the kernel (find_vma_intersection), this ignores the guard gap of a stack above:
+ * growing in place may run right up to it.
+ */
 function expandable(mm: MmStruct, vma: Vma, delta: number): boolean {
   const end = vma.end + delta;
   if (end > TASK_SIZE) return false;
   const next = mm.tree.next(vma);
-  return next === null || vmStartGap(next) >= end;
+  return next === null || next.start >= end;
 }
 
 /**

@@ -6,10 +6,15 @@
  * Layout: a B+tree with wide nodes (32 slots by default). Nodes are not objects but rows of
  * flat arrays indexed by `node * capacity + slot`, one set of arrays for leaves and one for
  * internal nodes, so that a node is a few contiguous cache lines, the internal nodes of even a
- * million-entry tree stay together in cache, and the tree costs about 24 bytes a leaf slot:
+ * million-entry tree stay together in cache, and the tree costs 32 bytes a leaf slot:
  *
- * - leaf slot:     key = the entry's end, gap = the free gap just before the entry, entry;
+ * - leaf slot:     key = the entry's end; gap = the free space just below the entry, and where
+ *                  that space ends (startGap of the entry); the entry;
  * - internal slot: key = the last end in the child, gap = the largest gap in the child, child id.
+ *
+ * find() reads only keys (and the entry found), so leaf keys have an array to themselves and
+ * stay dense. A leaf's gaps and gap ends share a row, so that unmappedArea() has a gap's both
+ * bounds from one page without dereferencing the entry, which would cost two cache misses.
  *
  * Keying by end (not start) makes find_vma(), "the first entry with end > addr", a single
  * descent: take the first slot whose key exceeds addr. Because entries do not overlap, ends are
@@ -78,8 +83,15 @@ const NODE_CAPACITY_MIN = 4;
 const NODE_CAPACITY_MAX = 255;
 /** Internal nodes have at least two children, so 64 levels would index 2^63 entries: a bound never reached. */
 const HEIGHT_MAX = 64;
-/** Nodes a pool starts with; it then grows by half each time it fills. */
+/** Nodes a pool starts with. */
 const POOL_NODES_INITIAL = 4;
+/**
+ * A full pool grows by a quarter: amortised O(1) copying a node, and at most a fifth of the
+ * pool idle (a pool never shrinks; freed nodes are reused).
+ */
+function poolGrown(nodes: number): number {
+  return nodes + Math.max(POOL_NODES_INITIAL, Math.ceil(nodes / 4));
+}
 
 /**
  * The VMA tree: entries ordered by address, with the largest free gap of every subtree kept up
@@ -95,7 +107,8 @@ export class VmaTree<V extends TreeEntry> {
   /** Fewest slots of a non-root node, except that the first and last leaf may hold fewer (see #insertLeaf). */
   readonly #minFill: number;
 
-  // Leaves: leaf n owns slots [n * cap, n * cap + leafCount[n]); entry slots past the count hold null.
+  // Leaves: leaf n owns slots [n * cap, n * cap + leafCount[n]) of the keys and entries; entry
+  // slots past the count hold null. Gaps are at #gapIndex(slot) and their ends cap further on.
   #leafKeys: Float64Array;
   #leafGaps: Float64Array;
   #leafEntries: (V | null)[];
@@ -136,6 +149,8 @@ export class VmaTree<V extends TreeEntry> {
   #qHigh = 0;
   #qAlign = 1;
   #qOffset = 0;
+  /** The last alignMask found valid: callers reuse one or two, and the check is not free. */
+  #alignMaskChecked = 0;
 
   constructor(options: VmaTreeOptions<V> = {}) {
     const lowLimit = options.lowLimit ?? 0;
@@ -155,7 +170,7 @@ export class VmaTree<V extends TreeEntry> {
     this.#minFill = cap >> 1;
     const slots = POOL_NODES_INITIAL * cap;
     this.#leafKeys = new Float64Array(slots);
-    this.#leafGaps = new Float64Array(slots);
+    this.#leafGaps = new Float64Array(2 * slots);
     this.#leafEntries = new Array<V | null>(slots).fill(null);
     this.#leafCount = new Uint8Array(POOL_NODES_INITIAL);
     this.#leafNext = new Int32Array(POOL_NODES_INITIAL).fill(NIL);
@@ -181,12 +196,15 @@ export class VmaTree<V extends TreeEntry> {
     if (Number.isNaN(addr)) throw new RangeError('VmaTree.find: addr is NaN');
     const cap = this.#cap;
     let node = this.#root;
-    if (this.#height > 1) {
+    // Past the last end there is nothing; below it, every slot chosen on the way down has a key
+    // above addr, so the leaf reached surely holds the answer.
+    if (this.#height === 1) {
+      const n = this.#leafCount[node]!;
+      if (n === 0 || this.#leafKeys[node * cap + n - 1]! <= addr) return null;
+    } else {
       const keys = this.#innerKeys;
       const counts = this.#innerCount;
       const children = this.#innerChild;
-      // Past the last end there is nothing; below it, every slot chosen has a key > addr, so
-      // the leaf reached surely holds the answer.
       if (keys[node * cap + counts[node]! - 1]! <= addr) return null;
       for (let level = this.#height - 1; level > 0; level--) {
         const base = node * cap;
@@ -203,14 +221,13 @@ export class VmaTree<V extends TreeEntry> {
     const keys = this.#leafKeys;
     const base = node * cap;
     let lo = 0;
-    let hi = this.#leafCount[node]!;
+    let hi = this.#leafCount[node]! - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (keys[base + mid]! > addr) hi = mid;
       else lo = mid + 1;
     }
-    // Only a root leaf can lack a key above addr: then lo is its count and the slot holds null.
-    return this.#leafEntries[base + lo] ?? null;
+    return this.#leafEntries[base + lo]!;
   }
 
   /** The entry containing addr, or null. */
@@ -307,7 +324,7 @@ export class VmaTree<V extends TreeEntry> {
     if (slot < this.#leafCount[leaf]!) {
       const next = this.#leafEntries[i]!;
       if (next.start < e.end) throw new RangeError(`VmaTree.insert: ${range(e)} overlaps ${range(next)}`);
-      this.#leafGaps[i] = this.#gapBetween(e, next);
+      this.#setLeafGap(i, e, next);
     }
     const gap = this.#gapBetween(this.#entryBefore(leaf, slot), e);
     const sibling = this.#insertLeaf(leaf, slot, e.end, gap, e);
@@ -328,7 +345,7 @@ export class VmaTree<V extends TreeEntry> {
     // is refreshed after rebalancing, which may move it.
     let nextElsewhere: V | null = null;
     if (slot < n - 1) {
-      this.#leafGaps[leaf * cap + slot] = this.#gapBetween(prev, this.#leafEntries[leaf * cap + slot]!);
+      this.#setLeafGap(leaf * cap + slot, prev, this.#leafEntries[leaf * cap + slot]!);
     } else if (this.#leafNext[leaf] !== NIL) {
       nextElsewhere = this.#leafEntries[this.#leafNext[leaf]! * cap]!;
     }
@@ -355,9 +372,9 @@ export class VmaTree<V extends TreeEntry> {
     if (prev !== null && prev.end > e.start) throw new RangeError(`VmaTree.adjusted: ${range(e)} now overlaps ${range(prev)}`);
     if (next !== null && next.start < e.end) throw new RangeError(`VmaTree.adjusted: ${range(e)} now overlaps ${range(next)}`);
     this.#leafKeys[i] = e.end;
-    this.#leafGaps[i] = this.#gapBetween(prev, e);
+    this.#setLeafGap(i, prev, e);
     const nextInLeaf = slot + 1 < this.#leafCount[leaf]!;
-    if (next !== null && nextInLeaf) this.#leafGaps[i + 1] = this.#gapBetween(e, next);
+    if (next !== null && nextInLeaf) this.#setLeafGap(i + 1, e, next);
     this.#version++;
     this.#fixUpward(leaf, NIL);
     if (next !== null && !nextInLeaf) this.#refreshGap(next);
@@ -386,7 +403,10 @@ export class VmaTree<V extends TreeEntry> {
     if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || low < 0) {
       throw new RangeError(`VmaTree.unmappedArea: low and high must be integers with low >= 0, got ${hex(low)} and ${hex(high)}`);
     }
-    if (!isPowerOfTwo(alignMask + 1)) throw new RangeError(`VmaTree.unmappedArea: alignMask + 1 must be a power of two, got mask ${hex(alignMask)}`);
+    if (alignMask !== this.#alignMaskChecked) {
+      if (!isPowerOfTwo(alignMask + 1)) throw new RangeError(`VmaTree.unmappedArea: alignMask + 1 must be a power of two, got mask ${hex(alignMask)}`);
+      this.#alignMaskChecked = alignMask;
+    }
     if (!Number.isSafeInteger(alignOffset) || alignOffset < 0) throw new RangeError(`VmaTree.unmappedArea: alignOffset must be an integer >= 0, got ${alignOffset}`);
     if (high - low < length) return -1;
     this.#qLength = length;
@@ -408,6 +428,7 @@ export class VmaTree<V extends TreeEntry> {
     const keys = leaf ? this.#leafKeys : this.#innerKeys;
     const gaps = leaf ? this.#leafGaps : this.#innerGaps;
     const base = node * this.#cap;
+    const gbase = leaf ? 2 * base : base;
     const n = (leaf ? this.#leafCount : this.#innerCount)[node]!;
     const length = this.#qLength;
     const high = this.#qHigh;
@@ -424,9 +445,9 @@ export class VmaTree<V extends TreeEntry> {
     for (; i < n; i++) {
       // Slot i's gaps lie in [cLo, cHi): see the file comment.
       const cLo = i === 0 ? lo : keys[base + i - 1]!;
-      if (cLo + length > high) return -1; // this slot and every later one start too high
-      if (gaps[base + i]! < length || this.#fitLowest(cLo, keys[base + i]!) < 0) continue;
-      const s = leaf ? this.#fitLowestInSlot(base + i) : this.#searchUp(this.#innerChild[base + i]!, level + 1, cLo);
+      if (cLo + length >= high) return -1; // this slot and every later one start too high
+      if (gaps[gbase + i]! < length || this.#fitLowest(cLo, keys[base + i]!) < 0) continue;
+      const s = leaf ? this.#fitLowestInSlot(gbase + i) : this.#searchUp(this.#innerChild[base + i]!, level + 1, cLo);
       if (s >= 0) return s;
     }
     return -1;
@@ -438,6 +459,7 @@ export class VmaTree<V extends TreeEntry> {
     const keys = leaf ? this.#leafKeys : this.#innerKeys;
     const gaps = leaf ? this.#leafGaps : this.#innerGaps;
     const base = node * this.#cap;
+    const gbase = leaf ? 2 * base : base;
     const n = (leaf ? this.#leafCount : this.#innerCount)[node]!;
     const length = this.#qLength;
     const low = this.#qLow;
@@ -455,34 +477,36 @@ export class VmaTree<V extends TreeEntry> {
       const cHi = keys[base + i]!;
       if (cHi - length < low) return -1; // this slot and every earlier one end too low
       const cLo = i === 0 ? lo : keys[base + i - 1]!;
-      if (gaps[base + i]! < length || this.#fitHighest(cLo, cHi) < 0) continue;
-      const s = leaf ? this.#fitHighestInSlot(base + i) : this.#searchDown(this.#innerChild[base + i]!, level + 1, cLo);
+      if (gaps[gbase + i]! < length || this.#fitHighest(cLo, cHi) < 0) continue;
+      const s = leaf ? this.#fitHighestInSlot(gbase + i) : this.#searchDown(this.#innerChild[base + i]!, level + 1, cLo);
       if (s >= 0) return s;
     }
     return -1;
   }
 
-  #fitLowestInSlot(i: number): number {
-    const hi = this.#startGap(this.#leafEntries[i]!);
-    return this.#fitLowest(hi - this.#leafGaps[i]!, hi);
+  /** The lowest fit in the gap at index g of #leafGaps, or -1. */
+  #fitLowestInSlot(g: number): number {
+    const hi = this.#leafGaps[g + this.#cap]!;
+    return this.#fitLowest(hi - this.#leafGaps[g]!, hi);
   }
 
-  #fitHighestInSlot(i: number): number {
-    const hi = this.#startGap(this.#leafEntries[i]!);
-    return this.#fitHighest(hi - this.#leafGaps[i]!, hi);
+  /** The highest fit in the gap at index g of #leafGaps, or -1. */
+  #fitHighestInSlot(g: number): number {
+    const hi = this.#leafGaps[g + this.#cap]!;
+    return this.#fitHighest(hi - this.#leafGaps[g]!, hi);
   }
 
   /** The lowest aligned s with max(lo, low) <= s and s + length <= min(hi, high), or -1. */
   #fitLowest(lo: number, hi: number): number {
     const a = lo > this.#qLow ? lo : this.#qLow;
-    const s = a + floorMod(this.#qOffset - a, this.#qAlign);
+    const s = this.#qAlign === 1 ? a : a + floorMod(this.#qOffset - a, this.#qAlign);
     return s + this.#qLength <= (hi < this.#qHigh ? hi : this.#qHigh) ? s : -1;
   }
 
   /** The highest aligned s with max(lo, low) <= s and s + length <= min(hi, high), or -1. */
   #fitHighest(lo: number, hi: number): number {
     const b = (hi < this.#qHigh ? hi : this.#qHigh) - this.#qLength;
-    const s = b - floorMod(b - this.#qOffset, this.#qAlign);
+    const s = this.#qAlign === 1 ? b : b - floorMod(b - this.#qOffset, this.#qAlign);
     return s >= (lo > this.#qLow ? lo : this.#qLow) ? s : -1;
   }
 
@@ -553,8 +577,11 @@ export class VmaTree<V extends TreeEntry> {
       if (prev !== null && prev.end > e.start) this.#fail(`${where} slot ${i}: ${range(e)} overlaps or precedes ${range(prev)}`);
       if (this.#startGap(e) > e.start || this.#endGap(e) < e.end) this.#fail(`${where} slot ${i}: the guard gaps of ${range(e)} reach inside it`);
       if (this.#leafKeys[base + i] !== e.end) this.#fail(`${where} slot ${i} key ${hex(this.#leafKeys[base + i]!)} != end of ${range(e)}`);
+      const g = this.#gapIndex(base + i);
       const gap = this.#gapBetween(prev, e);
-      if (this.#leafGaps[base + i] !== gap) this.#fail(`${where} slot ${i} gap ${hex(this.#leafGaps[base + i]!)} != ${hex(gap)} recomputed below ${range(e)}`);
+      if (this.#leafGaps[g] !== gap) this.#fail(`${where} slot ${i} gap ${hex(this.#leafGaps[g]!)} != ${hex(gap)} recomputed below ${range(e)}`);
+      const gapEnd = this.#startGap(e);
+      if (this.#leafGaps[g + cap] !== gapEnd) this.#fail(`${where} slot ${i} gap end ${hex(this.#leafGaps[g + cap]!)} != startGap ${hex(gapEnd)} of ${range(e)}`);
       walk.prevEntry = e;
       walk.entries++;
     }
@@ -638,10 +665,22 @@ export class VmaTree<V extends TreeEntry> {
     return gap > 0 ? gap : 0;
   }
 
+  /** Where in #leafGaps the gap of leaf slot i (= leaf * cap + slot) is; its end is cap further. */
+  #gapIndex(i: number): number {
+    return 2 * i - (i % this.#cap);
+  }
+
+  /** Record in leaf slot i the gap below e, whose predecessor is prev (null: e is first). */
+  #setLeafGap(i: number, prev: V | null, e: V): void {
+    const g = this.#gapIndex(i);
+    this.#leafGaps[g] = this.#gapBetween(prev, e);
+    this.#leafGaps[g + this.#cap] = this.#startGap(e);
+  }
+
   /** The largest gap a node's slots record: what its parent slot must say. */
   #maxGapOf(leaf: boolean, node: number): number {
     const gaps = leaf ? this.#leafGaps : this.#innerGaps;
-    const base = node * this.#cap;
+    const base = node * this.#cap * (leaf ? 2 : 1);
     const end = base + (leaf ? this.#leafCount : this.#innerCount)[node]!;
     let max = 0;
     for (let i = base; i < end; i++) {
@@ -660,7 +699,7 @@ export class VmaTree<V extends TreeEntry> {
   #refreshGap(e: V): void {
     const slot = this.#locate(e, e.start, 'refreshGap');
     const leaf = this.#locatedLeaf;
-    this.#leafGaps[leaf * this.#cap + slot] = this.#gapBetween(this.#entryBefore(leaf, slot), e);
+    this.#setLeafGap(leaf * this.#cap + slot, this.#entryBefore(leaf, slot), e);
     this.#fixUpward(leaf, NIL);
   }
 
@@ -681,13 +720,15 @@ export class VmaTree<V extends TreeEntry> {
     const reused = this.#leavesFree.pop();
     if (reused !== undefined) return reused;
     if (this.#leavesUsed === this.#leafCount.length) {
-      // Grow by half: amortised O(1) a node, at most a third of the pool idle.
       const nodes = this.#leafCount.length;
-      const total = nodes + Math.max(POOL_NODES_INITIAL, nodes >> 1);
+      const total = poolGrown(nodes);
       const cap = this.#cap;
       this.#leafKeys = grownFloat64(this.#leafKeys, total * cap);
-      this.#leafGaps = grownFloat64(this.#leafGaps, total * cap);
-      for (let i = nodes * cap; i < total * cap; i++) this.#leafEntries.push(null);
+      this.#leafGaps = grownFloat64(this.#leafGaps, 2 * total * cap);
+      // A new array of the exact size: pushing would let V8 add its own half again of slack.
+      const entries = new Array<V | null>(total * cap).fill(null);
+      for (let i = 0; i < nodes * cap; i++) entries[i] = this.#leafEntries[i]!;
+      this.#leafEntries = entries;
       this.#leafCount = grownUint8(this.#leafCount, total);
       this.#leafNext = grownInt32(this.#leafNext, total, NIL);
       this.#leafPrev = grownInt32(this.#leafPrev, total, NIL);
@@ -700,7 +741,7 @@ export class VmaTree<V extends TreeEntry> {
     if (reused !== undefined) return reused;
     if (this.#innersUsed === this.#innerCount.length) {
       const nodes = this.#innerCount.length;
-      const total = nodes + Math.max(POOL_NODES_INITIAL, nodes >> 1);
+      const total = poolGrown(nodes);
       const cap = this.#cap;
       this.#innerKeys = grownFloat64(this.#innerKeys, total * cap);
       this.#innerGaps = grownFloat64(this.#innerGaps, total * cap);
@@ -731,15 +772,19 @@ export class VmaTree<V extends TreeEntry> {
    */
   #moveSlots(leaf: boolean, dst: number, src: number, count: number): void {
     if (count <= 0 || dst === src) return;
-    const keys = leaf ? this.#leafKeys : this.#innerKeys;
-    const gaps = leaf ? this.#leafGaps : this.#innerGaps;
-    keys.copyWithin(dst, src, src + count);
-    gaps.copyWithin(dst, src, src + count);
     if (leaf) {
+      this.#leafKeys.copyWithin(dst, src, src + count);
+      const gd = this.#gapIndex(dst);
+      const gs = this.#gapIndex(src);
+      const cap = this.#cap;
+      this.#leafGaps.copyWithin(gd, gs, gs + count);
+      this.#leafGaps.copyWithin(gd + cap, gs + cap, gs + cap + count);
       const refs = this.#leafEntries;
       if (dst < src) for (let i = 0; i < count; i++) refs[dst + i] = refs[src + i]!;
       else for (let i = count - 1; i >= 0; i--) refs[dst + i] = refs[src + i]!;
     } else {
+      this.#innerKeys.copyWithin(dst, src, src + count);
+      this.#innerGaps.copyWithin(dst, src, src + count);
       this.#innerChild.copyWithin(dst, src, src + count);
     }
     // Empty what was vacated: [src, src + count) minus [dst, dst + count).
@@ -753,8 +798,10 @@ export class VmaTree<V extends TreeEntry> {
 
   #setSlot(leaf: boolean, i: number, key: number, gap: number, ref: V | number): void {
     if (leaf) {
+      const g = this.#gapIndex(i);
       this.#leafKeys[i] = key;
-      this.#leafGaps[i] = gap;
+      this.#leafGaps[g] = gap;
+      this.#leafGaps[g + this.#cap] = this.#startGap(ref as V);
       this.#leafEntries[i] = ref as V;
     } else {
       this.#innerKeys[i] = key;

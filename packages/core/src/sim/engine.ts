@@ -42,6 +42,20 @@ export interface RunOptions {
   readonly trace?: boolean;
   /** Internal: a scripted strategy (the exhaustive search). */
   readonly scripted?: ScriptedStrategy;
+  /** Checkers told of every lock request, acquisition, release and shared access (lockdep, race detectors). */
+  readonly observers?: readonly EngineObserver[];
+}
+
+/**
+ * A checker that watches a run: told of lock requests (before the lock is tried, as lockdep's
+ * `lock_acquire` is), acquisitions (including hand-offs to waiters), releases and accesses to
+ * shared locations. A checker that throws fails the run with the thread that was running.
+ */
+export interface EngineObserver {
+  onLockRequest?(thread: SimThread, lock: SimLock, mode: number, trylock: boolean, step: number): void;
+  onLockAcquired?(thread: SimThread, lock: SimLock, mode: number, step: number): void;
+  onLockReleased?(thread: SimThread, lock: SimLock, mode: number, step: number): void;
+  onAccess?(thread: SimThread, location: SharedLocation, write: boolean, step: number): void;
 }
 
 /** What `setup` receives: spawn the initial threads, draw program randomness. */
@@ -174,6 +188,7 @@ class Run implements LockHost {
   readonly lockStats: SimLock[] = [];
   readonly gracePeriods: GracePeriod[] = [];
   readonly events: TraceEvent[] | null;
+  readonly observers: readonly EngineObserver[] | null;
   readonly objectIds = new Map<object, number>();
   readonly objects: TraceObject[] = [];
   step = 0;
@@ -195,6 +210,7 @@ class Run implements LockHost {
     this.cpuFreeAtNs = new Float64Array(this.cpus);
     this.programRng = new Prng(options.seed, PrngStream.program);
     this.events = options.trace === true ? [] : null;
+    this.observers = options.observers !== undefined && options.observers.length > 0 ? options.observers : null;
     const schedulerRng = new Prng(options.seed, PrngStream.scheduler);
     this.timed = null;
     this.pct = null;
@@ -302,11 +318,13 @@ class Run implements LockHost {
     switch (e.op) {
       case Op.acquire: {
         const lock = e.a as SimLock;
+        if (this.observers !== null) for (const o of this.observers) o.onLockRequest?.(t, lock, e.n, false, step);
         t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost);
         const stats = this.statsOf(lock);
         stats.acquisitions++;
         if (lock.tryAcquire(t, e.n)) {
           t.held.push({ lock, mode: e.n });
+          if (this.observers !== null) for (const o of this.observers) o.onLockAcquired?.(t, lock, e.n, step);
           t.resume = 0;
           this.traceEffect(t, e, step, start);
           this.events?.push({ type: 'acquired', tid: t.id, ts: this.traceEnd(t, step), obj: this.objId(lock, 'lock'), mode: e.n });
@@ -324,11 +342,13 @@ class Run implements LockHost {
       }
       case Op.tryAcquire: {
         const lock = e.a as SimLock;
+        if (this.observers !== null) for (const o of this.observers) o.onLockRequest?.(t, lock, e.n, true, step);
         t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost);
         const taken = lock.tryAcquire(t, e.n);
         if (taken) {
           t.held.push({ lock, mode: e.n });
           this.statsOf(lock).acquisitions++;
+          if (this.observers !== null) for (const o of this.observers) o.onLockAcquired?.(t, lock, e.n, step);
         }
         t.resume = taken;
         this.traceEffect(t, e, step, start);
@@ -338,6 +358,7 @@ class Run implements LockHost {
       case Op.release: {
         const lock = e.a as SimLock;
         this.dropHeld(t, lock, e.n);
+        if (this.observers !== null) for (const o of this.observers) o.onLockReleased?.(t, lock, e.n, step);
         t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost);
         this.traceEffect(t, e, step, start);
         this.events?.push({ type: 'released', tid: t.id, ts: this.traceEnd(t, step), obj: this.objId(lock, 'lock'), mode: e.n });
@@ -356,6 +377,10 @@ class Run implements LockHost {
         this.events?.push({ type: 'released', tid: t.id, ts, obj: this.objId(sem, 'lock'), mode: LockMode.write });
         this.events?.push({ type: 'acquired', tid: t.id, ts, obj: this.objId(sem, 'lock'), mode: LockMode.read });
         h.mode = LockMode.read;
+        if (this.observers !== null) {
+          for (const o of this.observers) o.onLockReleased?.(t, sem, LockMode.write, step);
+          for (const o of this.observers) o.onLockAcquired?.(t, sem, LockMode.read, step);
+        }
         const waiting = sem.waiters.length;
         sem.downgrade(t, this);
         if (sem.waiters.length !== waiting) this.traceWaiters(sem, sem.waiters.length, t.clockNs, step);
@@ -363,6 +388,7 @@ class Run implements LockHost {
       }
       case Op.read: {
         const loc = e.a as SharedLocation;
+        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, false, step);
         t.clockNs = loc.line.load(t.cpu, start + cost.effectNs, cost);
         t.resume = loc.value;
         this.traceEffect(t, e, step, start);
@@ -370,6 +396,7 @@ class Run implements LockHost {
       }
       case Op.write: {
         const loc = e.a as SharedLocation;
+        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step);
         t.clockNs = loc.line.store(t.cpu, start + cost.effectNs, cost);
         loc.value = e.b;
         this.traceEffect(t, e, step, start);
@@ -377,6 +404,7 @@ class Run implements LockHost {
       }
       case Op.atomicRmw: {
         const loc = e.a as SharedLocation;
+        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step);
         t.clockNs = loc.line.atomic(t.cpu, start + cost.effectNs, cost);
         const old = loc.value;
         loc.value = (e.b as (v: unknown) => unknown)(old);
@@ -524,6 +552,7 @@ class Run implements LockHost {
   grant(lock: SimLock, waiter: LockWaiter): void {
     const w = waiter.thread;
     w.held.push({ lock, mode: waiter.mode });
+    if (this.observers !== null) for (const o of this.observers) o.onLockAcquired?.(w, lock, waiter.mode, this.step - 1);
     const latency = lock.waitKind === WaitKind.spin ? this.cost.lineTransferNs : this.cost.wakeupNs;
     this.wake(w, 0, latency, lock, waiter.mode);
     const stats = this.statsOf(lock);

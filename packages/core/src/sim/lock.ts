@@ -35,7 +35,19 @@ export abstract class SimLock implements Holdable {
   /** How waiters wait; spinning waiters pay no wake-up latency. */
   abstract readonly waitKind: number;
 
-  constructor(readonly name: string) {}
+  /**
+   * The lock class (lockdep): every lock of one kind shares it, like the kernel's static key per
+   * initialisation site. By default the name with its numbers folded (`mm12.mmap_sem` ->
+   * `mm#.mmap_sem`).
+   */
+  readonly lockClass: string;
+
+  constructor(
+    readonly name: string,
+    lockClass?: string,
+  ) {
+    this.lockClass = lockClass ?? name.replace(/\d+/g, '#');
+  }
 
   /** Take the lock for `thread` in `mode` if the rules allow it now; true when taken. */
   abstract tryAcquire(thread: SimThread, mode: number): boolean;

@@ -14,7 +14,7 @@
 // object survived (the letters of `picture`), each VMA's start, end, flags and pgoff, and for
 // the simple cases the /proc/pid/maps text. One thread, one CPU, seed 0: nothing here races.
 import {
-  AnonVma,
+  type AnonVma,
   EFAULT,
   ENOMEM,
   MAP_ANONYMOUS,
