@@ -14,6 +14,7 @@ export default defineConfig({
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     environment: 'node',
+    setupFiles: ['../../test-support/fastCheckSeed.ts'],
     testTimeout: 60_000,
   },
 });

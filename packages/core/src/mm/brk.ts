@@ -2,7 +2,7 @@ import { unmapRange } from './munmap.js';
 import { type MmTask, pageAlign } from './task.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from './uapi.js';
 import { type MmGen, Vma, vmStartGap } from './vma.js';
-import { vmaMergeNewRange } from './vmaMerge.js';
+import { canMergeAfter } from './vmaMerge.js';
 
 /** `VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT`: what the heap is mapped with (x86-64, no READ_IMPLIES_EXEC). */
 export const BRK_VM_FLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
@@ -28,11 +28,14 @@ export function* sysBrk(task: MmTask, brk: number): MmGen<number> {
       mm.brk = brk;
       result = brk;
     } else if (brk <= mm.brk) {
-      // Shrink: unmap [newbrk, oldbrk), downgrading for the zap as the kernel does.
-      mm.brk = brk;
-      const r = yield* unmapRange(mm, thread, guard, newbrk, oldbrk, true);
-      if (r < 0) mm.brk = origBrk;
-      result = mm.brk;
+      // Shrink: unmap [newbrk, oldbrk), downgrading for the zap as the kernel does. With nothing
+      // mapped there (the heap was munmapped) the kernel refuses and keeps the old break.
+      if (mm.findVmaIntersection(newbrk, oldbrk) !== null) {
+        mm.brk = brk;
+        const r = yield* unmapRange(mm, thread, guard, newbrk, oldbrk, true);
+        if (r < 0) mm.brk = origBrk;
+        result = mm.brk;
+      }
     } else {
       const next = mm.findVma(oldbrk);
       if (next === null || newbrk + PAGE_SIZE <= vmStartGap(next)) {
@@ -47,12 +50,21 @@ export function* sysBrk(task: MmTask, brk: number): MmGen<number> {
   return result;
 }
 
-/** `do_brk_flags()`: extend the heap VMA or map [oldbrk, newbrk) anew; false at max_map_count. */
+/**
+ * `do_brk_flags()`: extend the heap VMA (the one in [start_brk, oldbrk) ending at oldbrk, found
+ * by `vma_prev_limit`) when it can take the range, else map [oldbrk, newbrk) as a new VMA that
+ * merges with nothing. False at max_map_count.
+ */
 function expandBrk(task: MmTask, oldbrk: number, newbrk: number): boolean {
   const { mm } = task;
   if (mm.mapCount > mm.maxMapCount) return false;
+  const prev = mm.findVmaPrev(oldbrk);
+  const brkVma = prev !== null && prev.start >= mm.startBrk ? prev : null;
   const props = { flags: BRK_VM_FLAGS, file: null, vmOps: null, anonVma: null };
-  if (vmaMergeNewRange(mm, oldbrk, newbrk, props, oldbrk / PAGE_SIZE) !== null) return true;
+  if (brkVma !== null && canMergeAfter(brkVma, oldbrk, props, oldbrk / PAGE_SIZE)) {
+    mm.setVmaRangeUnchecked(brkVma, brkVma.start, newbrk, brkVma.pgoff);
+    return true;
+  }
   mm.insertVmaUnchecked(new Vma(oldbrk, newbrk, BRK_VM_FLAGS, oldbrk / PAGE_SIZE, null, null, null));
   return true;
 }

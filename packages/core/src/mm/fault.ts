@@ -79,6 +79,8 @@ function* expandStack(mm: MmStruct, guard: MmLockGuard, vma: Vma, addr: number):
   const prev = mm.prevVma(vma);
   if (prev !== null && (prev.flags & VM_GROWSDOWN) === 0 && prev.isAccessible() && newStart - prev.end < STACK_GUARD_GAP) return null;
   if (prev !== null && prev.end > newStart) return null;
+  // expand_downwards() prepares the anon_vma first, whatever the access.
+  anonVmaPrepare(mm, vma);
   if (!(yield* mm.policy.beginStackGrowth(guard, newStart))) return null;
   // Another fault may have grown it while we waited for the growth lock.
   if (vma.start > newStart && !vma.detached) {
@@ -92,11 +94,22 @@ function* expandStack(mm: MmStruct, guard: MmLockGuard, vma: Vma, addr: number):
 /** `anon_vma_prepare()`: give the VMA an anon_vma, reusing a mergeable neighbour's. */
 export function anonVmaPrepare(mm: MmStruct, vma: Vma): void {
   if (vma.anonVma !== null) return;
-  const prev = mm.prevVma(vma);
+  // find_mergeable_anon_vma(): the next VMA first, then the previous one.
   const next = mm.nextVma(vma);
-  const reuse = (n: Vma | null) =>
-    n !== null && n.anonVma !== null && n.flags === vma.flags && n.file === vma.file && (n.end === vma.start || n.start === vma.end);
-  vma.anonVma = reuse(prev) ? prev!.anonVma : reuse(next) ? next!.anonVma : new AnonVma();
+  const prev = mm.prevVma(vma);
+  vma.anonVma =
+    (next !== null && anonVmaCompatible(vma, next) ? next.anonVma : null) ??
+    (prev !== null && anonVmaCompatible(prev, vma) ? prev.anonVma : null) ??
+    new AnonVma();
+}
+
+/**
+ * `anon_vma_compatible(a, b)`: `a` ends where `b` starts, same file, flags equal but for the
+ * access bits, and contiguous page offsets: b could share a's anon_vma (and later merge).
+ */
+function anonVmaCompatible(a: Vma, b: Vma): boolean {
+  const access = VM_READ | VM_WRITE | VM_EXEC;
+  return a.end === b.start && a.file === b.file && ((a.flags ^ b.flags) & ~access) === 0 && b.pgoff === a.pgoff + (b.start - a.start) / PAGE_SIZE;
 }
 
 /** Should an anonymous fault at `addr` map a THP? (`thp_vma_allowable_order` for PMD order.) */

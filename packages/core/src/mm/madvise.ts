@@ -1,6 +1,7 @@
 import type { MmLockGuard } from './lockPolicy.js';
 import { type MmTask, pageAlign } from './task.js';
 import {
+  EAGAIN,
   EINVAL,
   ENOMEM,
   MADV_COLD,
@@ -172,5 +173,7 @@ function* adviseVma(task: MmTask, vma: Vma, start: number, end: number, advice: 
   if (flags === 'EINVAL') return -EINVAL;
   if (flags === null || flags === vma.flags) return 0;
   const r = yield* vmaModify(mm, thread, vma, start, end, { flags, file: vma.file, vmOps: vma.vmOps, anonVma: vma.anonVma });
+  // madvise_vma_behavior(): "madvise() returns EAGAIN if kernel resources ... are temporarily unavailable".
+  if (r === -ENOMEM) return -EAGAIN;
   return typeof r === 'number' ? r : 0;
 }

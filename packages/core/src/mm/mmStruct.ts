@@ -1,7 +1,7 @@
 import { RwSemaphore } from '../sim/rwSemaphore.js';
 import type { LockPolicy } from './lockPolicy.js';
 import { PageTables } from './pageTables.js';
-import { DEFAULT_MAX_MAP_COUNT, ENOMEM, HPAGE_PMD_SIZE, MAP_FIXED, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE, VM_MAYSHARE } from './uapi.js';
+import { DEFAULT_MAX_MAP_COUNT, ENOMEM, HPAGE_PMD_SIZE, MAP_FIXED, MAP_SHARED, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE } from './uapi.js';
 import { type MmFile, Vma, vmEndGap, vmStartGap } from './vma.js';
 import { VmaTree } from './vmaTree.js';
 
@@ -70,6 +70,8 @@ export class MmStruct {
   policyState: unknown = null;
   /** Hooks of the policy (set by `LockPolicy.attach`). */
   events: VmaEvents = {};
+  /** Shared anonymous mappings made so far (their shmem files' numbers). */
+  anonSharedFiles = 0;
   /** The gate VMA (`[vsyscall]`), outside the user address space and the tree. */
   gateVma: Vma | null = null;
   /** Set once the mm has been torn down by exit. */
@@ -210,7 +212,7 @@ export class MmStruct {
     }
     let alignMask = 0;
     const alignOffset = 0;
-    if (file === null && (vmFlags & VM_MAYSHARE) === 0 && len % HPAGE_PMD_SIZE === 0 && hint === 0) {
+    if (file === null && (flags & MAP_SHARED) === 0 && len % HPAGE_PMD_SIZE === 0 && hint === 0) {
       // thp_get_unmapped_area(): anonymous PMD-multiple mappings start on a PMD boundary.
       alignMask = HPAGE_PMD_SIZE - 1;
     }

@@ -53,7 +53,7 @@ import {
   VM_SHARED,
   VM_WRITE,
 } from './uapi.js';
-import { type MmFile, type MmGen, Vma } from './vma.js';
+import { MmFile, type MmGen, Vma } from './vma.js';
 import { vmaMergeNewRange } from './vmaMerge.js';
 
 /** mmap flags the kernel knows (`LEGACY_MAP_MASK` plus the newer ones). */
@@ -94,60 +94,47 @@ export function accountable(vmFlags: number): boolean {
  */
 export function* sysMmap(task: MmTask, addr: number, len: number, prot: number, flags: number, fd: number, offset: number): MmGen<number> {
   const { mm, thread } = task;
+  // sys_mmap and ksys_mmap_pgoff(): the offset, the fd, hugetlb.
   if (offset % PAGE_SIZE !== 0) return -EINVAL;
   let file: MmFile | null = null;
   if ((flags & MAP_ANONYMOUS) === 0) {
     file = mm.files.get(fd) ?? null;
     if (file === null) return -EBADF;
-  }
-  if ((flags & MAP_HUGETLB) !== 0 && file === null) return -ENOMEM; // no hugetlb pages reserved
+  } else if ((flags & MAP_HUGETLB) !== 0) return -ENOMEM; // no hugetlb pages reserved
+  // do_mmap(), in its order: every check below returns where the kernel's does, so when two
+  // errors apply the model gives the same one.
   if (len === 0) return -EINVAL;
-  // do_mmap() turns MAP_FIXED_NOREPLACE into MAP_FIXED before it treats a non-fixed address as a
-  // hint: an unaligned or too-low NOREPLACE address fails (EINVAL, EPERM), it is never rounded.
+  // MAP_FIXED_NOREPLACE is MAP_FIXED for placement: its address is never rounded as a hint.
   if ((flags & MAP_FIXED_NOREPLACE) !== 0) flags |= MAP_FIXED;
-  if ((flags & MAP_FIXED) === 0 && addr !== 0 && addr < MMAP_MIN_ADDR) addr = MMAP_MIN_ADDR;
-  else if ((flags & MAP_FIXED) === 0) addr = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
+  const fixed = (flags & MAP_FIXED) !== 0;
+  if (!fixed) addr = roundHintToMin(addr);
   len = pageAlign(len);
-  if (len === 0 || len > TASK_SIZE) return -ENOMEM;
+  if (len === 0) return -ENOMEM;
   const pgoff = offset / PAGE_SIZE;
   if (pgoff + len / PAGE_SIZE > Number.MAX_SAFE_INTEGER) return -EOVERFLOW;
-  const type = flags & MAP_TYPE;
-  if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE) return -EINVAL;
-  // The anonymous switch of do_mmap() knows only MAP_SHARED and MAP_PRIVATE: MAP_SHARED_VALIDATE
-  // is for files (it validates the file's supported flags).
-  if (type === MAP_SHARED_VALIDATE && file === null) return -EINVAL;
-  if (type === MAP_SHARED_VALIDATE && (flags & ~KNOWN_MAP_FLAGS) !== 0) return -EOPNOTSUPP;
-  // do_mmap(): VM_GROWSDOWN only on private anonymous memory; file and shared mappings say EINVAL.
-  if ((flags & MAP_GROWSDOWN) !== 0 && (file !== null || type !== MAP_PRIVATE)) return -EINVAL;
+  let vmFlags = vmProtBits(prot) | vmFlagBits(flags) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
 
-  let vmFlags = vmProtBits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
-  if ((flags & MAP_GROWSDOWN) !== 0) vmFlags |= VM_GROWSDOWN;
-  if ((flags & MAP_LOCKED) !== 0) vmFlags |= VM_LOCKED;
-  if ((flags & MAP_NORESERVE) !== 0) vmFlags |= VM_NORESERVE;
-  if ((flags & MAP_STACK) !== 0) vmFlags |= VM_NOHUGEPAGE;
-  if ((flags & MAP_HUGETLB) !== 0) vmFlags |= VM_HUGETLB;
-  const shared = type !== MAP_PRIVATE;
-  if (file !== null) {
-    if (!file.readable) return -EACCES;
-    if (shared) {
-      if ((prot & PROT_WRITE) !== 0 && !file.writable) return -EACCES;
-      vmFlags |= VM_SHARED | VM_MAYSHARE;
-      if (!file.writable) vmFlags &= ~(VM_MAYWRITE | VM_SHARED);
-    }
-  } else if (shared) {
-    vmFlags |= VM_SHARED | VM_MAYSHARE;
-  }
-  if (accountable(vmFlags)) vmFlags |= VM_ACCOUNT;
-
-  // Take the lock the policy gives a new mapping, choosing the address under it.
-  let guard: MmLockGuard | null;
-  if ((flags & MAP_FIXED) !== 0) {
-    if (addr % PAGE_SIZE !== 0) return -EINVAL;
+  // Under the lock: the map count, then the address (get_unmapped_area and its checks).
+  const place = (m: MmStruct): number => {
+    if (m.mapCount > m.maxMapCount) return -ENOMEM;
+    if (len > TASK_SIZE) return -ENOMEM;
+    if (!fixed) return m.getUnmappedArea(len, addr, flags, file, vmFlags);
     if (addr > TASK_SIZE - len) return -ENOMEM;
+    if (addr % PAGE_SIZE !== 0) return -EINVAL;
     if (addr < MMAP_MIN_ADDR) return -EPERM;
+    return addr;
+  };
+  const fixedRangeOk = fixed && len <= TASK_SIZE && addr <= TASK_SIZE - len && addr % PAGE_SIZE === 0 && addr >= MMAP_MIN_ADDR;
+  let guard: MmLockGuard | null;
+  if (fixedRangeOk) {
     guard = yield* mm.policy.lockForModify(mm, thread, addr, addr + len);
+    const r = place(mm);
+    if (r < 0) {
+      yield* mm.policy.unlock(guard);
+      return r;
+    }
   } else {
-    const placed = yield* mm.policy.lockForMap(mm, thread, len, (m) => m.getUnmappedArea(len, addr, flags, file, vmFlags));
+    const placed = yield* mm.policy.lockForMap(mm, thread, len, place);
     guard = placed.guard;
     if (placed.addr < 0) {
       if (guard !== null) yield* mm.policy.unlock(guard);
@@ -157,16 +144,68 @@ export function* sysMmap(task: MmTask, addr: number, len: number, prot: number, 
   }
   if (guard === null) return -ENOMEM;
   let result: number;
-  if ((flags & MAP_FIXED_NOREPLACE) !== 0 && mm.findVmaIntersection(addr, addr + len) !== null) result = -EEXIST;
-  else if (mm.mapCount > mm.maxMapCount) result = -ENOMEM;
+  const checked =
+    (flags & MAP_FIXED_NOREPLACE) !== 0 && mm.findVmaIntersection(addr, addr + len) !== null ? -EEXIST : mapTypeChecks(flags, prot, file, vmFlags);
+  if (checked < 0) result = checked;
   else {
-    const anonPgoff = file === null && !shared ? addr / PAGE_SIZE : file === null ? 0 : pgoff;
-    result = yield* mmapRegion(mm, thread, guard, addr, len, vmFlags, file, anonPgoff);
+    vmFlags = checked;
+    if (accountable(vmFlags)) vmFlags |= VM_ACCOUNT;
+    const shared = (vmFlags & VM_MAYSHARE) !== 0;
+    // Shared anonymous memory is a shmem file of its own, at offset 0; private anonymous memory
+    // takes its address as pgoff (for anon_vma merging).
+    const backing = file ?? (shared ? MmFile.anonShared(++mm.anonSharedFiles) : null);
+    const regionPgoff = file !== null ? pgoff : shared ? 0 : addr / PAGE_SIZE;
+    result = yield* mmapRegion(mm, thread, guard, addr, len, vmFlags, backing, regionPgoff);
   }
   yield* mm.policy.unlock(guard);
   const populateWanted = ((flags & MAP_POPULATE) !== 0 && (flags & MAP_NONBLOCK) === 0) || (vmFlags & VM_LOCKED) !== 0;
   if (result >= 0 && populateWanted) yield* populate(task, result, result + len);
   return result;
+}
+
+/** `round_hint_to_min()`: a hint below mmap_min_addr becomes mmap_min_addr. */
+function roundHintToMin(hint: number): number {
+  hint = Math.floor(hint / PAGE_SIZE) * PAGE_SIZE;
+  return hint !== 0 && hint < MMAP_MIN_ADDR ? pageAlign(MMAP_MIN_ADDR) : hint;
+}
+
+/** `calc_vm_flag_bits()` plus the flags do_mmap adds from the map flags. */
+function vmFlagBits(flags: number): number {
+  let vmFlags = 0;
+  if ((flags & MAP_GROWSDOWN) !== 0) vmFlags |= VM_GROWSDOWN;
+  if ((flags & MAP_LOCKED) !== 0) vmFlags |= VM_LOCKED;
+  if ((flags & MAP_NORESERVE) !== 0) vmFlags |= VM_NORESERVE;
+  if ((flags & MAP_STACK) !== 0) vmFlags |= VM_NOHUGEPAGE;
+  if ((flags & MAP_HUGETLB) !== 0) vmFlags |= VM_HUGETLB;
+  return vmFlags;
+}
+
+/**
+ * The map-type switch of `do_mmap()`: for a file, MAP_SHARED drops unknown flags,
+ * MAP_SHARED_VALIDATE refuses them (EOPNOTSUPP), a writable shared mapping needs a writable file
+ * (EACCES), every file mapping needs a readable one (EACCES) and no VM_GROWSDOWN (EINVAL); for
+ * anonymous memory only MAP_SHARED (no VM_GROWSDOWN) and MAP_PRIVATE exist. Returns the final
+ * vm_flags, or -errno (vm_flags are positive: bit 31 is never set).
+ */
+function mapTypeChecks(flags: number, prot: number, file: MmFile | null, vmFlags: number): number {
+  const type = flags & MAP_TYPE;
+  if (file !== null) {
+    if (type === MAP_SHARED || type === MAP_SHARED_VALIDATE) {
+      if (type === MAP_SHARED_VALIDATE && (flags & ~KNOWN_MAP_FLAGS) !== 0) return -EOPNOTSUPP;
+      if ((prot & PROT_WRITE) !== 0 && !file.writable) return -EACCES;
+      vmFlags |= VM_SHARED | VM_MAYSHARE;
+      if (!file.writable) vmFlags &= ~(VM_MAYWRITE | VM_SHARED);
+    } else if (type !== MAP_PRIVATE) return -EINVAL;
+    if (!file.readable) return -EACCES;
+    if ((vmFlags & VM_GROWSDOWN) !== 0) return -EINVAL;
+    return vmFlags;
+  }
+  if (type === MAP_SHARED) {
+    if ((vmFlags & VM_GROWSDOWN) !== 0) return -EINVAL;
+    return vmFlags | VM_SHARED | VM_MAYSHARE;
+  }
+  if (type === MAP_PRIVATE) return vmFlags;
+  return -EINVAL;
 }
 
 /**

@@ -74,6 +74,8 @@ function* mprotectLocked(task: MmTask, start: number, end: number, prot: number,
     if ((newFlags & ~(newFlags >> 4) & VM_ACCESS_FLAGS) !== 0) return -EACCES;
     // A private mapping made writable is charged from now on (mprotect_fixup).
     if ((newFlags & VM_WRITE) !== 0 && (vma.flags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE)) === 0) newFlags |= VM_ACCOUNT;
+    // ... and an anonymous one never faulted (no anon_vma yet) made read-only is no longer charged.
+    else if ((newFlags & VM_WRITE) === 0 && (vma.flags & VM_ACCOUNT) !== 0 && vma.isAnonymous() && vma.anonVma === null) newFlags &= ~VM_ACCOUNT;
     const pieceStart = tmp;
     const pieceEnd = Math.min(end, vma.end);
     if (newFlags !== vma.flags) {

@@ -51,6 +51,7 @@ export function* unmapRange(mm: MmStruct, thread: SimThread, guard: MmLockGuard,
  * plus detach). Returns them and the parts split off that stay, or -ENOMEM with nothing changed.
  */
 export function detachRange(mm: MmStruct, start: number, end: number): { detached: Vma[]; created: Vma[] } | number {
+  if (start >= end) return { detached: [], created: [] };
   const inside = mm.vmasIn(start, end);
   if (inside.length === 0) return { detached: [], created: [] };
   const first = inside[0]!;

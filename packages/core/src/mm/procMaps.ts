@@ -8,7 +8,7 @@ const NAME_COLUMN = 73;
 
 /** The name /proc/pid/maps shows for a VMA (`show_map_vma`), or '' for none. */
 export function vmaDisplayName(mm: MmStruct, vma: Vma): string {
-  if (vma.file !== null) return vma.file.path;
+  if (vma.file !== null && !vma.file.anonShared) return vma.file.path;
   const special = vma.vmOps?.vmaName?.(vma) ?? null;
   if (special !== null) return special;
   if (vma.name !== null) return vma.name;
@@ -25,7 +25,7 @@ function hex(n: number, width: number): string {
 /** One line of /proc/pid/maps for `vma`, in the kernel's exact format (no newline). */
 export function mapsLine(mm: MmStruct, vma: Vma): string {
   const perms = `${vma.flags & VM_READ ? 'r' : '-'}${vma.flags & VM_WRITE ? 'w' : '-'}${vma.flags & VM_EXEC ? 'x' : '-'}${vma.flags & VM_MAYSHARE ? 's' : 'p'}`;
-  const file = vma.file;
+  const file = vma.file !== null && !vma.file.anonShared ? vma.file : null;
   const pgoff = file !== null ? vma.pgoff * PAGE_SIZE : 0;
   const dev = file !== null ? `${hex(file.devMajor, 2)}:${hex(file.devMinor, 2)}` : '00:00';
   const ino = file !== null ? file.ino : 0;

@@ -25,7 +25,18 @@ export class MmFile {
     readonly writable = true,
     /** The file's own vm_operations (from its filesystem); null: generic file pages. */
     readonly vmOps: VmOperations | null = null,
+    /**
+     * The shmem file behind one `MAP_SHARED|MAP_ANONYMOUS` mapping (`shmem_zero_setup`): each
+     * such mapping is its own file, so two never merge and none gets an anon_vma. /proc/pid/maps
+     * shows it here like anonymous memory (Linux shows `/dev/zero (deleted)`).
+     */
+    readonly anonShared = false,
   ) {}
+
+  /** The shmem file of a new shared anonymous mapping, numbered `ino` within its mm. */
+  static anonShared(ino: number): MmFile {
+    return new MmFile('/dev/zero (deleted)', ino, 0, 1, true, true, null, true);
+  }
 }
 
 /**

@@ -57,15 +57,33 @@ function drawn(diagram: string): Area[] {
   return areas;
 }
 
-function filled(t: VmaTree<Area>, areas: Area[]): Record<string, Area> {
+/** Insert what a diagram draws; returns the entries by name (the names given must be drawn). */
+function filled<N extends string>(t: VmaTree<Area>, diagram: string, ...names: N[]): Record<N, Area> {
+  const areas = drawn(diagram);
   for (const a of areas) t.insert(a);
   t.checkInvariants();
-  return Object.fromEntries(areas.map((a) => [a.name, a]));
+  const byName = Object.fromEntries(areas.map((a) => [a.name, a]));
+  for (const name of names) if (byName[name] === undefined) throw new Error(`the diagram '${diagram}' draws no ${name}`);
+  return byName as Record<N, Area>;
 }
 
 const names = (areas: Iterable<Area>): string => [...areas].map((a) => a.name).join('');
-const up = (length: number, low = 0, high = 16, alignMask = 0, alignOffset = 0): UnmappedAreaRequest => ({ length, low, high, alignMask, alignOffset, topDown: false });
-const down = (length: number, low = 0, high = 16, alignMask = 0, alignOffset = 0): UnmappedAreaRequest => ({ length, low, high, alignMask, alignOffset, topDown: true });
+const up = (length: number, low = 0, high = 16, alignMask = 0, alignOffset = 0): UnmappedAreaRequest => ({
+  length,
+  low,
+  high,
+  alignMask,
+  alignOffset,
+  topDown: false,
+});
+const down = (length: number, low = 0, high = 16, alignMask = 0, alignOffset = 0): UnmappedAreaRequest => ({
+  length,
+  low,
+  high,
+  alignMask,
+  alignOffset,
+  topDown: true,
+});
 
 describe('VmaTree', () => {
   describe('having no entries', () => {
@@ -96,7 +114,7 @@ describe('VmaTree', () => {
     //   0123456789abcdef
     //     AA B   CCC
     const t = tree();
-    const { A, B, C } = filled(t, drawn('  AA B   CCC'));
+    const { A, B, C } = filled(t, '  AA B   CCC', 'A', 'B', 'C');
 
     it('should find the first entry ending above an address (find_vma)', () => {
       expect(t.find(0)).toBe(A);
@@ -180,7 +198,7 @@ describe('VmaTree', () => {
     //   AA      sss
     //           ^^ guard: the gap below s is [2, 6), not [2, 8)
     const t = tree();
-    filled(t, drawn('AA      sss'));
+    filled(t, 'AA      sss');
 
     it('should keep the guard gap out of the free space', () => {
       expect(t.maxGap()).toBe(5);
@@ -202,9 +220,9 @@ describe('VmaTree', () => {
     //    AA        B
     //      ^^ guard: the gap above A is [5, 11), not [3, 11)
     const t = tree();
-    const { A } = filled(t, drawn(' AA        B'));
-    A!.growsUp = true;
-    t.adjusted(A!, A!.start);
+    const { A } = filled(t, ' AA        B', 'A');
+    A.growsUp = true;
+    t.adjusted(A, A.start);
 
     it('should keep the guard gap out of the free space', () => {
       t.checkInvariants();
@@ -218,7 +236,7 @@ describe('VmaTree', () => {
     //   0123456789abcdef
     //   AAA          BBB      one gap, [3, 13)
     const t = tree();
-    filled(t, drawn('AAA          BBB'));
+    filled(t, 'AAA          BBB');
 
     it('should take the lowest and the highest address congruent to the offset', () => {
       // s = 1 (mod 4): 5 and 9 are the candidates with [s, s + 4) inside [3, 13).
@@ -272,36 +290,36 @@ describe('VmaTree', () => {
     //   AA   BB    CC
     it('should move the gaps on both sides', () => {
       const t = tree();
-      const { A, B, C } = filled(t, drawn('AA   BB    CC'));
+      const { A, B, C } = filled(t, 'AA   BB    CC', 'A', 'B', 'C');
       // vma_expand: B grows to [3, 9): the gap below shrinks to 1, the one above to 2.
-      B!.start = 3;
-      B!.end = 9;
-      t.adjusted(B!, 5);
+      B.start = 3;
+      B.end = 9;
+      t.adjusted(B, 5);
       t.checkInvariants();
       expect(t.lookup(3)).toBe(B);
       expect(t.find(9)).toBe(C);
       expect(t.unmappedArea(up(2))).toBe(9);
       expect(t.unmappedArea(up(3))).toBe(13);
-      expect(t.prev(B!)).toBe(A);
+      expect(t.prev(B)).toBe(A);
     });
 
     it('should refuse an adjustment that overlaps a neighbour, leaving the tree as it was', () => {
       const t = tree();
-      const { B } = filled(t, drawn('AA   BB    CC'));
-      B!.end = 12;
-      expect(() => t.adjusted(B!, 5)).toThrow(/\[0x5, 0xc\) now overlaps \[0xb, 0xd\)/);
-      B!.end = 7;
+      const { B } = filled(t, 'AA   BB    CC', 'B');
+      B.end = 12;
+      expect(() => t.adjusted(B, 5)).toThrow(/\[0x5, 0xc\) now overlaps \[0xb, 0xd\)/);
+      B.end = 7;
       t.checkInvariants();
       expect(t.lookup(6)).toBe(B);
     });
 
     it('should refuse an entry that is not where oldStart says', () => {
       const t = tree();
-      const { B } = filled(t, drawn('AA   BB    CC'));
+      const { B } = filled(t, 'AA   BB    CC', 'B');
       // Any oldStart from which the descent reaches B would do; one inside C does not.
-      B!.start = 4;
-      expect(() => t.adjusted(B!, 11)).toThrow(/not in the tree at 0xb/);
-      B!.start = 5;
+      B.start = 4;
+      expect(() => t.adjusted(B, 11)).toThrow(/not in the tree at 0xb/);
+      B.start = 5;
       t.checkInvariants();
     });
   });
@@ -310,7 +328,7 @@ describe('VmaTree', () => {
     //   0123456789abcdef
     //   AA   BB
     const t = tree();
-    const { B } = filled(t, drawn('AA   BB'));
+    const { B } = filled(t, 'AA   BB', 'B');
 
     it('should refuse an overlapping insert, naming both ranges', () => {
       expect(() => t.insert(area('X', 6, 9))).toThrow(RangeError);
@@ -331,7 +349,7 @@ describe('VmaTree', () => {
     });
 
     it('should refuse to erase or step from an entry it does not hold, even with the same range', () => {
-      const twin = area('B', B!.start, B!.end);
+      const twin = area('B', B.start, B.end);
       expect(() => t.erase(twin)).toThrow('VmaTree.erase: [0x5, 0x7) is not in the tree');
       expect(() => t.next(twin)).toThrow(/not in the tree/);
       expect(() => t.prev(area('Y', 9, 10))).toThrow(/not in the tree/);
@@ -340,7 +358,7 @@ describe('VmaTree', () => {
 
     it('should stop an iteration the tree changed under', () => {
       const u = tree();
-      filled(u, drawn('AA B C'));
+      filled(u, 'AA B C');
       expect(() => {
         for (const a of u.entries()) if (a.name === 'A') u.insert(area('X', 8, 9));
       }).toThrow(/changed during the iteration/);
@@ -384,7 +402,7 @@ describe('VmaTree', () => {
   describe('having random commands against a sorted-array model', () => {
     it('should agree on every query and keep every invariant after every command', () => {
       fc.assert(
-        fc.property(configArb, fc.array(commandArb, { minLength: 100, maxLength: 400, size: 'max' }), (config, commands) => {
+        fc.property(configArb, fc.array(commandArb, { maxLength: 300, size: 'max' }), (config, commands) => {
           const run = new ModelRun(config);
           commands.forEach((command, i) => {
             try {
@@ -392,11 +410,12 @@ describe('VmaTree', () => {
               run.compare();
             } catch (err) {
               const message = err instanceof Error ? err.message : String(err);
-              throw new Error(`command ${i} ${JSON.stringify(command)} (scale ${config.scale}, capacity ${config.nodeCapacity}): ${message}`);
+              throw new Error(`command ${i} ${JSON.stringify(command)} (scale ${config.scale}, capacity ${config.nodeCapacity}): ${message}`, { cause: err });
             }
           });
         }),
-        { numRuns: 200 },
+        // Shrinking hundreds of commands can take long: bound it, and report what it reached.
+        { numRuns: 200, plugins: [fc.interruptAfterTimeLimit(40_000)] },
       );
     });
   });
@@ -461,10 +480,42 @@ type Command =
   | { readonly kind: 'find' | 'lookup' | 'findPrev' | 'entries'; readonly addr: number }
   | { readonly kind: 'intersect'; readonly addr: number; readonly length: number }
   | { readonly kind: 'neighbours'; readonly pick: number }
-  | { readonly kind: 'unmapped'; readonly length: number; readonly low: number; readonly high: number; readonly alignShift: number; readonly alignOffset: number; readonly topDown: boolean };
+  | {
+      readonly kind: 'unmapped';
+      /** The gap that Measures not given as values are taken from. */
+      readonly pick: number;
+      readonly length: Measure;
+      readonly low: Measure;
+      readonly high: Measure;
+      readonly alignShift: number;
+      readonly alignOffset: number;
+      readonly topDown: boolean;
+    };
+
+/**
+ * A length or bound of an unmapped-area request, in units: a plain number, or one taken from
+ * the picked gap of the model at the time (its start, end or size, give or take a little), so
+ * that exact fits and bounds on gap edges, where off-by-one errors live, come up often.
+ */
+type Measure = { readonly at: 'value'; readonly value: number } | { readonly at: 'gapLo' | 'gapHi' | 'gapSize'; readonly delta: number };
+
+const measureArb = (max: number, at: 'gapLo' | 'gapHi' | 'gapSize'): fc.Arbitrary<Measure> =>
+  fc.oneof(
+    fc.record({ at: fc.constant('value' as const), value: fc.nat({ max }) }),
+    fc.record({ at: fc.constant(at), delta: fc.integer({ min: -2, max: 2 }) }),
+  );
 
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ kind: fc.constant('insert' as const), start: fc.nat({ max: SPACE - 1 }), length: fc.integer({ min: 1, max: 6 }), growsDown: rare, growsUp: rare }) },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      kind: fc.constant('insert' as const),
+      start: fc.nat({ max: SPACE - 1 }),
+      length: fc.integer({ min: 1, max: 6 }),
+      growsDown: rare,
+      growsUp: rare,
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('erase' as const), pick: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('eraseTwin' as const), pick: fc.nat() }) },
   {
@@ -485,9 +536,10 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({
       kind: fc.constant('unmapped' as const),
-      length: fc.integer({ min: 1, max: 24 }),
-      low: fc.nat({ max: SPACE }),
-      high: fc.integer({ min: 0, max: SPACE + 16 }),
+      pick: fc.nat(),
+      length: measureArb(24, 'gapSize'),
+      low: measureArb(SPACE, 'gapLo'),
+      high: measureArb(SPACE + 16, 'gapHi'),
       alignShift: fc.nat({ max: 4 }),
       alignOffset: fc.nat({ max: 40 }),
       topDown: fc.boolean(),
@@ -593,9 +645,9 @@ class ModelRun {
       case 'unmapped': {
         const align = 2 ** c.alignShift * s;
         const req: UnmappedAreaRequest = {
-          length: c.length * s,
-          low: c.low * s,
-          high: c.high * s,
+          length: Math.max(1, this.#measure(c.length, c.pick)) * s,
+          low: Math.max(0, this.#measure(c.low, c.pick)) * s,
+          high: this.#measure(c.high, c.pick) * s,
           alignMask: align - 1,
           alignOffset: c.alignOffset * s,
           topDown: c.topDown,
@@ -604,6 +656,16 @@ class ModelRun {
         break;
       }
     }
+  }
+
+  /** A Measure in units, resolved against the gaps as they are now. */
+  #measure(m: Measure, pick: number): number {
+    if (m.at === 'value') return m.value;
+    const gaps = this.#gaps();
+    const gap = gaps[pick % gaps.length];
+    if (gap === undefined) return m.delta;
+    const [lo, hi] = gap.map((x) => x / this.#config.scale) as [number, number];
+    return (m.at === 'gapLo' ? lo : m.at === 'gapHi' ? hi : hi - lo) + m.delta;
   }
 
   /** Everything observable without arguments, and every invariant. */

@@ -407,7 +407,8 @@ export class VmaTree<V extends TreeEntry> {
       if (!isPowerOfTwo(alignMask + 1)) throw new RangeError(`VmaTree.unmappedArea: alignMask + 1 must be a power of two, got mask ${hex(alignMask)}`);
       this.#alignMaskChecked = alignMask;
     }
-    if (!Number.isSafeInteger(alignOffset) || alignOffset < 0) throw new RangeError(`VmaTree.unmappedArea: alignOffset must be an integer >= 0, got ${alignOffset}`);
+    if (!Number.isSafeInteger(alignOffset) || alignOffset < 0)
+      throw new RangeError(`VmaTree.unmappedArea: alignOffset must be an integer >= 0, got ${alignOffset}`);
     if (high - low < length) return -1;
     this.#qLength = length;
     this.#qLow = low;
@@ -445,7 +446,7 @@ export class VmaTree<V extends TreeEntry> {
     for (; i < n; i++) {
       // Slot i's gaps lie in [cLo, cHi): see the file comment.
       const cLo = i === 0 ? lo : keys[base + i - 1]!;
-      if (cLo + length >= high) return -1; // this slot and every later one start too high
+      if (cLo + length > high) return -1; // this slot and every later one start too high
       if (gaps[gbase + i]! < length || this.#fitLowest(cLo, keys[base + i]!) < 0) continue;
       const s = leaf ? this.#fitLowestInSlot(gbase + i) : this.#searchUp(this.#innerChild[base + i]!, level + 1, cLo);
       if (s >= 0) return s;
@@ -521,73 +522,87 @@ export class VmaTree<V extends TreeEntry> {
   /**
    * Check every structural invariant (sorted, non-overlapping, non-empty entries, node sizes,
    * keys, the leaf chain, every stored gap equal to the recomputed one); throw an Error
-   * describing the first violation. O(n).
+   * describing the first violation. O(n): one recursive walk over the internal nodes, then one
+   * loop along the leaf chain over the entries.
    */
   checkInvariants(): void {
     if (this.#height < 1 || this.#height > HEIGHT_MAX) this.#fail(`height ${this.#height} is outside [1, ${HEIGHT_MAX}]`);
-    const walk: InvariantWalk<V> = { prevEntry: null, prevLeaf: NIL, nextLeaf: this.#head, entries: 0 };
+    const walk: InvariantWalk = { prevLeaf: NIL, nextLeaf: this.#head };
     this.#checkNode(this.#root, 0, true, true, walk);
     if (walk.nextLeaf !== NIL) this.#fail(`the leaf chain goes on past the last leaf, to leaf ${walk.nextLeaf}`);
     if (walk.prevLeaf !== this.#tail) this.#fail(`the tail is leaf ${this.#tail} but the last leaf is ${walk.prevLeaf}`);
-    if (walk.entries !== this.#size) this.#fail(`size is ${this.#size} but the tree holds ${walk.entries} entries`);
+    this.#checkEntries();
     for (const leaf of this.#leavesFree) if (this.#leafCount[leaf] !== 0) this.#fail(`free leaf ${leaf} has count ${this.#leafCount[leaf]}`);
     for (const node of this.#innersFree) if (this.#innerCount[node] !== 0) this.#fail(`free internal node ${node} has count ${this.#innerCount[node]}`);
   }
 
-  /** Check a subtree; returns its last end and its largest gap as the parent must record them. */
-  #checkNode(node: number, level: number, leftmost: boolean, rightmost: boolean, walk: InvariantWalk<V>): [number, number] {
+  /**
+   * Check a subtree's shape: slot counts, child ids, leaves reached in chain order, and that each
+   * internal slot records its child's last end and largest gap (the leaves' own keys and gaps
+   * are #checkEntries' business).
+   */
+  #checkNode(node: number, level: number, leftmost: boolean, rightmost: boolean, walk: InvariantWalk): void {
     const cap = this.#cap;
-    const base = node * cap;
     const leaf = level === this.#height - 1;
     const n = (leaf ? this.#leafCount : this.#innerCount)[node]!;
-    const root = level === 0;
-    const where = `${leaf ? 'leaf' : 'internal node'} ${node} (level ${level})`;
     // The first and last leaf may run low: #insertLeaf splits them unevenly to pack sequential inserts.
-    const minCount = root ? (leaf ? 0 : 2) : leaf && (leftmost || rightmost) ? 1 : this.#minFill;
-    if (n < minCount || n > cap) this.#fail(`${where} holds ${n} slots, outside [${minCount}, ${cap}]`);
+    const minCount = level === 0 ? (leaf ? 0 : 2) : leaf && (leftmost || rightmost) ? 1 : this.#minFill;
+    if (n < minCount || n > cap) this.#fail(`${nodeName(leaf, node, level)} holds ${n} slots, outside [${minCount}, ${cap}]`);
     if (leaf) {
-      this.#checkLeaf(node, where, walk);
-      return [n === 0 ? -Infinity : this.#lastEndOf(true, node), this.#maxGapOf(true, node)];
+      if (node !== walk.nextLeaf) this.#fail(`${nodeName(leaf, node, level)} is reached in order but the leaf chain leads to leaf ${walk.nextLeaf}`);
+      if (this.#leafPrev[node] !== walk.prevLeaf) this.#fail(`${nodeName(leaf, node, level)} links back to leaf ${this.#leafPrev[node]}, not ${walk.prevLeaf}`);
+      walk.prevLeaf = node;
+      walk.nextLeaf = this.#leafNext[node]!;
+      return;
     }
-    let maxGap = 0;
+    const base = node * cap;
+    const used = level + 1 === this.#height - 1 ? this.#leavesUsed : this.#innersUsed;
     for (let i = 0; i < n; i++) {
       const child = this.#innerChild[base + i]!;
-      const used = level + 1 === this.#height - 1 ? this.#leavesUsed : this.#innersUsed;
-      if (child < 0 || child >= used) this.#fail(`${where} slot ${i} holds ${child}, not a node id`);
-      const [end, gap] = this.#checkNode(child, level + 1, leftmost && i === 0, rightmost && i === n - 1, walk);
-      if (this.#innerKeys[base + i] !== end) this.#fail(`${where} slot ${i} key ${hex(this.#innerKeys[base + i]!)} != last end ${hex(end)} of its child`);
-      if (this.#innerGaps[base + i] !== gap) this.#fail(`${where} slot ${i} gap ${hex(this.#innerGaps[base + i]!)} != largest gap ${hex(gap)} of its child`);
-      maxGap = Math.max(maxGap, gap);
+      if (child < 0 || child >= used) this.#fail(`${nodeName(leaf, node, level)} slot ${i} holds ${child}, not a node id`);
+      this.#checkNode(child, level + 1, leftmost && i === 0, rightmost && i === n - 1, walk);
+      const childIsLeaf = level + 1 === this.#height - 1;
+      const end = this.#lastEndOf(childIsLeaf, child);
+      const gap = this.#maxGapOf(childIsLeaf, child);
+      if (this.#innerKeys[base + i] !== end)
+        this.#fail(`${nodeName(leaf, node, level)} slot ${i} key ${hex(this.#innerKeys[base + i]!)} != last end ${hex(end)} of its child`);
+      if (this.#innerGaps[base + i] !== gap)
+        this.#fail(`${nodeName(leaf, node, level)} slot ${i} gap ${hex(this.#innerGaps[base + i]!)} != largest gap ${hex(gap)} of its child`);
     }
-    for (let i = n; i < cap; i++) if (this.#innerChild[base + i] !== NIL) this.#fail(`${where} slot ${i} is past the count ${n} but not empty`);
-    return [this.#lastEndOf(false, node), maxGap];
+    for (let i = n; i < cap; i++)
+      if (this.#innerChild[base + i] !== NIL) this.#fail(`${nodeName(leaf, node, level)} slot ${i} is past the count ${n} but not empty`);
   }
 
-  #checkLeaf(leaf: number, where: string, walk: InvariantWalk<V>): void {
+  /** Check every entry, its key and its gap, along the leaf chain (whose order #checkNode checked). */
+  #checkEntries(): void {
     const cap = this.#cap;
-    const base = leaf * cap;
-    const n = this.#leafCount[leaf]!;
-    if (leaf !== walk.nextLeaf) this.#fail(`${where} is reached in order but the leaf chain leads to leaf ${walk.nextLeaf}`);
-    if (this.#leafPrev[leaf] !== walk.prevLeaf) this.#fail(`${where} links back to leaf ${this.#leafPrev[leaf]}, not ${walk.prevLeaf}`);
-    for (let i = 0; i < n; i++) {
-      const e = this.#leafEntries[base + i];
-      if (e === null || typeof e !== 'object') this.#fail(`${where} slot ${i} holds ${String(e)}, not an entry`);
-      if (!Number.isSafeInteger(e.start) || !Number.isSafeInteger(e.end) || e.start >= e.end) this.#fail(`${where} slot ${i} holds the empty or non-integer ${range(e)}`);
-      const prev = walk.prevEntry;
-      if (prev !== null && prev.end > e.start) this.#fail(`${where} slot ${i}: ${range(e)} overlaps or precedes ${range(prev)}`);
-      if (this.#startGap(e) > e.start || this.#endGap(e) < e.end) this.#fail(`${where} slot ${i}: the guard gaps of ${range(e)} reach inside it`);
-      if (this.#leafKeys[base + i] !== e.end) this.#fail(`${where} slot ${i} key ${hex(this.#leafKeys[base + i]!)} != end of ${range(e)}`);
-      const g = this.#gapIndex(base + i);
-      const gap = this.#gapBetween(prev, e);
-      if (this.#leafGaps[g] !== gap) this.#fail(`${where} slot ${i} gap ${hex(this.#leafGaps[g]!)} != ${hex(gap)} recomputed below ${range(e)}`);
-      const gapEnd = this.#startGap(e);
-      if (this.#leafGaps[g + cap] !== gapEnd) this.#fail(`${where} slot ${i} gap end ${hex(this.#leafGaps[g + cap]!)} != startGap ${hex(gapEnd)} of ${range(e)}`);
-      walk.prevEntry = e;
-      walk.entries++;
+    let prev: V | null = null;
+    let entries = 0;
+    for (let leaf = this.#head; leaf !== NIL; leaf = this.#leafNext[leaf]!) {
+      const base = leaf * cap;
+      const n = this.#leafCount[leaf]!;
+      for (let i = 0; i < n; i++) {
+        const e = this.#leafEntries[base + i];
+        if (e === null || typeof e !== 'object') this.#fail(`leaf ${leaf} slot ${i} holds ${String(e)}, not an entry`);
+        if (!Number.isSafeInteger(e.start) || !Number.isSafeInteger(e.end) || e.start >= e.end)
+          this.#fail(`leaf ${leaf} slot ${i} holds the empty or non-integer ${range(e)}`);
+        if (prev !== null && prev.end > e.start) this.#fail(`leaf ${leaf} slot ${i}: ${range(e)} overlaps or precedes ${range(prev)}`);
+        const gapEnd = this.#startGap(e);
+        if (gapEnd > e.start || this.#endGap(e) < e.end) this.#fail(`leaf ${leaf} slot ${i}: the guard gaps of ${range(e)} reach inside it`);
+        const key = this.#leafKeys[base + i]!;
+        if (key !== e.end) this.#fail(`leaf ${leaf} slot ${i} key ${hex(key)} != end of ${range(e)}`);
+        const g = this.#gapIndex(base + i);
+        const gap = this.#gapBetween(prev, e);
+        if (this.#leafGaps[g] !== gap) this.#fail(`leaf ${leaf} slot ${i} gap ${hex(this.#leafGaps[g]!)} != ${hex(gap)} recomputed below ${range(e)}`);
+        if (this.#leafGaps[g + cap] !== gapEnd)
+          this.#fail(`leaf ${leaf} slot ${i} gap end ${hex(this.#leafGaps[g + cap]!)} != startGap ${hex(gapEnd)} of ${range(e)}`);
+        prev = e;
+        entries++;
+      }
+      for (let i = n; i < cap; i++)
+        if (this.#leafEntries[base + i] !== null) this.#fail(`leaf ${leaf} slot ${i} is past the count ${n} but still holds an entry`);
     }
-    for (let i = n; i < cap; i++) if (this.#leafEntries[base + i] !== null) this.#fail(`${where} slot ${i} is past the count ${n} but still holds an entry`);
-    walk.prevLeaf = leaf;
-    walk.nextLeaf = this.#leafNext[leaf]!;
+    if (entries !== this.#size) this.#fail(`size is ${this.#size} but the tree holds ${entries} entries`);
   }
 
   #fail(message: string): never {
@@ -1007,12 +1022,10 @@ export class VmaTree<V extends TreeEntry> {
   }
 }
 
-/** What checkInvariants() carries from leaf to leaf. */
-interface InvariantWalk<V> {
-  prevEntry: V | null;
+/** What checkInvariants() carries from leaf to leaf while walking the internal nodes. */
+interface InvariantWalk {
   prevLeaf: number;
   nextLeaf: number;
-  entries: number;
 }
 
 /** x mod m in [0, m) for any integer x and power of two m (JS `%` keeps the sign of x). */
@@ -1043,6 +1056,10 @@ function grownUint8(a: Uint8Array, length: number): Uint8Array {
   const b = new Uint8Array(length);
   b.set(a);
   return b;
+}
+
+function nodeName(leaf: boolean, node: number, level: number): string {
+  return `${leaf ? 'leaf' : 'internal node'} ${node} (level ${level})`;
 }
 
 function hex(n: number): string {

@@ -19,14 +19,19 @@
 // and merge rules by relabelling pages, which makes the whole maps text, and map_count (hence
 // every ENOMEM at max_map_count), predictable.
 //
-// Addresses stay in a window of 64 pages (W below) whose top 48 pages lie just under mmap_base,
-// so that top-down placement, MAP_FIXED targets, mremap targets, the heap (start_brk is W+8p)
-// and faults keep colliding; lengths are 1-16 pages, sometimes unaligned, zero or 2 MiB (to hit
-// THP alignment); a quarter of the runs use a max_map_count of 4-12 to reach every ENOMEM path.
+// Every run starts with 1-6 MAP_FIXED mappings of any kind filling a window of 64 pages (W
+// below; its first 48 pages lie just under mmap_base, so top-down placement lands in it, and
+// start_brk is W+8p), then runs up to 34 more commands. A command's addresses are either window
+// pages or, resolved when the command runs, a few pages around the start or end of a VMA mapped
+// then; lengths are 1-16 pages, up to (around) the end of a VMA, sometimes unaligned, zero or
+// 2 MiB (THP-aligned placement). So placement, MAP_FIXED and mremap targets, the heap, stacks
+// and faults keep colliding, and splits and merges happen at VMA boundaries. A quarter of the
+// runs use a max_map_count of 4-12 to reach every ENOMEM path.
 //
 // A failure prints the fast-check seed and path, the command that replays it
 // (VMALOCK_MODEL_SEED=... VMALOCK_MODEL_PATH=... npx vitest run --project policies src/mm/model),
 // the shrunk command list with both sides' results, both maps texts and a picture of the window.
+// VMALOCK_MODEL_RUNS=N runs N scenarios instead of the default (for a deeper search).
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import {
@@ -78,12 +83,13 @@ const P = PAGE_SIZE;
 /** `mm->mmap_base`, 2 MiB-aligned so that THP-aligned placement is easy to read. */
 const MMAP_BASE = 0x7f0000000000;
 const WINDOW_PAGES = 64;
-/** The window's first page: its top 48 pages are where top-down placement starts. */
+/** The window's first page: top-down placement starts under its 48th page. */
 const W = MMAP_BASE - 48 * P;
 const START_BRK = W + 8 * P;
 /** Far above the window, as for a real process. */
 const START_STACK = 0x7ffffffde000;
-const RUNS = 300;
+/** Scenarios per test run: about 3 s. */
+const RUNS = 500;
 const COMMANDS_MAX = 40;
 /** Up to this many of them are MAP_FIXED mappings that fill the window first. */
 const FILL_MAX = 6;
@@ -92,7 +98,15 @@ const FILL_MAX = 6;
 
 /** A command as run: every address and length concrete. */
 type Cmd =
-  | { readonly op: 'mmap'; readonly addr: number; readonly len: number; readonly prot: number; readonly flags: number; readonly fd: number; readonly offset: number }
+  | {
+      readonly op: 'mmap';
+      readonly addr: number;
+      readonly len: number;
+      readonly prot: number;
+      readonly flags: number;
+      readonly fd: number;
+      readonly offset: number;
+    }
   | { readonly op: 'munmap'; readonly addr: number; readonly len: number }
   | { readonly op: 'mprotect'; readonly addr: number; readonly len: number; readonly prot: number }
   | { readonly op: 'mremap'; readonly addr: number; readonly oldLen: number; readonly newLen: number; readonly flags: number; readonly newAddr: number }
@@ -110,11 +124,22 @@ type AddrSpec =
   | { readonly kind: 'vma'; readonly index: number; readonly edge: 'start' | 'end'; readonly pages: number; readonly byte: number };
 
 /** A length: bytes, from the address to the end of the VMA there (plus `pages`), or another length plus `pages`. */
-type LenSpec = { readonly kind: 'bytes'; readonly bytes: number } | { readonly kind: 'toVmaEnd'; readonly pages: number } | { readonly kind: 'delta'; readonly pages: number };
+type LenSpec =
+  | { readonly kind: 'bytes'; readonly bytes: number }
+  | { readonly kind: 'toVmaEnd'; readonly pages: number }
+  | { readonly kind: 'delta'; readonly pages: number };
 
 /** A command as generated: addresses and lengths still to resolve against the reference's VMAs. */
 type CmdSpec =
-  | { readonly op: 'mmap'; readonly addr: AddrSpec | null; readonly len: LenSpec; readonly prot: number; readonly flags: number; readonly fd: number; readonly offset: number }
+  | {
+      readonly op: 'mmap';
+      readonly addr: AddrSpec | null;
+      readonly len: LenSpec;
+      readonly prot: number;
+      readonly flags: number;
+      readonly fd: number;
+      readonly offset: number;
+    }
   | { readonly op: 'munmap'; readonly addr: AddrSpec; readonly len: LenSpec }
   | { readonly op: 'mprotect'; readonly addr: AddrSpec; readonly len: LenSpec; readonly prot: number }
   | { readonly op: 'mremap'; readonly addr: AddrSpec; readonly oldLen: LenSpec; readonly newLen: LenSpec; readonly flags: number; readonly newAddr: AddrSpec }
@@ -157,7 +182,7 @@ function resolve(spec: CmdSpec, vmas: readonly { readonly start: number; readonl
     case 'mremap': {
       const addr = at(spec.addr);
       const oldLen = resolveLen(spec.oldLen, addr, vmas, 0);
-      return { ...spec, addr, oldLen: process.env.NOZERO && oldLen === 0 ? P : oldLen, newLen: resolveLen(spec.newLen, addr, vmas, oldLen), newAddr: at(spec.newAddr) }; // DEV-NOZERO
+      return { ...spec, addr, oldLen, newLen: resolveLen(spec.newLen, addr, vmas, oldLen), newAddr: at(spec.newAddr) };
     }
     case 'brk':
       return spec;
@@ -188,7 +213,16 @@ const lenArb: fc.Arbitrary<LenSpec> = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 16 * P }).map((bytes) => ({ kind: 'bytes', bytes }) as const) },
   { weight: 1, arbitrary: fc.constant({ kind: 'bytes', bytes: 0 } as const) },
 );
-const protArb = fc.constantFrom(PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE, PROT_READ, PROT_READ, PROT_NONE, PROT_READ | PROT_EXEC, PROT_READ | PROT_WRITE | PROT_EXEC, PROT_WRITE);
+const protArb = fc.constantFrom(
+  PROT_READ | PROT_WRITE,
+  PROT_READ | PROT_WRITE,
+  PROT_READ,
+  PROT_READ,
+  PROT_NONE,
+  PROT_READ | PROT_EXEC,
+  PROT_READ | PROT_WRITE | PROT_EXEC,
+  PROT_WRITE,
+);
 
 /** Files by fd: two read-write, one read-only; fd 9 is not open. */
 function makeFiles(): Map<number, MmFile> {
@@ -242,8 +276,11 @@ const cmdArb: fc.Arbitrary<CmdSpec> = fc.oneof(
     arbitrary: fc.record({
       op: fc.constant('mremap'),
       addr: addrArb,
-      oldLen: fc.oneof({ weight: 20, arbitrary: lenArb }, { weight: process.env.NOZERO ? 0 : 1, arbitrary: fc.constant({ kind: 'bytes', bytes: 0 } as const) }), // DEV-NOZERO
-      newLen: fc.oneof({ weight: 1, arbitrary: lenArb }, { weight: 1, arbitrary: fc.integer({ min: -3, max: 4 }).map((pages) => ({ kind: 'delta', pages }) as const) }),
+      oldLen: fc.oneof({ weight: 20, arbitrary: lenArb }, { weight: 1, arbitrary: fc.constant({ kind: 'bytes', bytes: 0 } as const) }),
+      newLen: fc.oneof(
+        { weight: 1, arbitrary: lenArb },
+        { weight: 1, arbitrary: fc.integer({ min: -3, max: 4 }).map((pages) => ({ kind: 'delta', pages }) as const) },
+      ),
       flags: fc.constantFrom(0, 0, MREMAP_MAYMOVE, MREMAP_MAYMOVE, MREMAP_MAYMOVE | MREMAP_FIXED, MREMAP_MAYMOVE | MREMAP_FIXED, MREMAP_FIXED),
       newAddr: addrArb,
     }),
@@ -340,11 +377,9 @@ interface Step {
 }
 
 class ModelMismatch extends Error {}
-const STATS = new Map<string, number>(); // DEV-STATS
 
-/** Run `cmds` on a fresh simulated mm and a fresh reference; throw `ModelMismatch` at the first difference. */
+/** Run `specs` on a fresh simulated mm and a fresh reference; throw `ModelMismatch` at the first difference. */
 function runScenario(config: Config, specs: readonly CmdSpec[]): void {
-  (globalThis as { DEVQ?: Set<string> }).DEVQ = new Set((process.env.DEVQ ?? '').split(',')); // DEV-QUIRK
   const layout = { mmapBase: MMAP_BASE, maxMapCount: config.maxMapCount, startBrk: START_BRK, startStack: START_STACK };
   const mm = new MmStruct(1, new GlobalRwsemPolicy(), layout);
   for (const [fd, file] of makeFiles()) mm.files.set(fd, file);
@@ -359,7 +394,10 @@ function runScenario(config: Config, specs: readonly CmdSpec[]): void {
         `${what} at step ${steps.length} of ${specs.length}: ${formatCmd(last.cmd)}`,
         detail,
         `steps (max_map_count ${config.maxMapCount}, W = 0x${W.toString(16)}, start_brk = W+8p, mmap_base = W+48p):`,
-        ...steps.map((s, j) => `  ${String(j + 1).padStart(2)}. ${formatCmd(s.cmd)} = ${formatOutcome(s.model)}${s.model === s.reference ? '' : `  (reference: ${formatOutcome(s.reference)})`}`),
+        ...steps.map(
+          (s, j) =>
+            `  ${String(j + 1).padStart(2)}. ${formatCmd(s.cmd)} = ${formatOutcome(s.model)}${s.model === s.reference ? '' : `  (reference: ${formatOutcome(s.reference)})`}`,
+        ),
         'maps (model):',
         modelMaps,
         'maps (reference):',
@@ -387,8 +425,6 @@ function runScenario(config: Config, specs: readonly CmdSpec[]): void {
       return fail('the model threw', `  ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     }
     steps.push({ cmd, model, reference });
-    if (process.env.PICS && cmd.op === 'fault') console.log(drawWindow(ref.renderMaps()), formatCmd(cmd), model); // DEV-STATS
-    if (process.env.STATS) { const k = `${cmd.op} ${typeof model === 'number' ? (model < 0 ? formatOutcome(model) : 'ok') : model}`; STATS.set(k, (STATS.get(k) ?? 0) + 1); STATS.set(`vmas>=${Math.min(ref.mapCount, 6)}`, (STATS.get(`vmas>=${Math.min(ref.mapCount, 6)}`) ?? 0) + 1); } // DEV-STATS
     try {
       checkMmInvariants(mm);
     } catch (e) {
@@ -473,7 +509,13 @@ function drawWindow(maps: string): string {
   const ranges = maps
     .split('\n')
     .filter((l) => l !== '')
-    .map((l) => l.split(' ')[0]!.split('-').map((h) => parseInt(h, 16)) as [number, number]);
+    .map(
+      (l) =>
+        l
+          .split(' ')[0]!
+          .split('-')
+          .map((h) => parseInt(h, 16)) as [number, number],
+    );
   let s = '';
   for (let p = 0; p < WINDOW_PAGES; p++) {
     const a = W + p * P;
@@ -489,7 +531,7 @@ function replayParameters(): fc.Parameters<[Config, CmdSpec[], CmdSpec[]]> {
   const seed = process.env.VMALOCK_MODEL_SEED;
   const path = process.env.VMALOCK_MODEL_PATH;
   return {
-    numRuns: Number(process.env.RUNS ?? RUNS), // DEV-RUNS
+    numRuns: Number(process.env.VMALOCK_MODEL_RUNS ?? RUNS),
     ...(seed !== undefined ? { seed: Number(seed) } : {}),
     ...(path !== undefined ? { path } : {}),
   };
@@ -498,12 +540,13 @@ function replayParameters(): fc.Parameters<[Config, CmdSpec[], CmdSpec[]]> {
 describe('ReferenceMm vs MmStruct', () => {
   describe('having random mm syscalls and faults on one thread', () => {
     it('should agree on every result and on /proc/pid/maps after every command', () => {
-      const property = fc.property(configArb, fc.array(fillArb, { minLength: 1, maxLength: FILL_MAX, size: 'max' }), fc.array(cmdArb, { minLength: 1, maxLength: COMMANDS_MAX - FILL_MAX, size: 'max' }), (config, fill, cmds) =>
-        runScenario(config, [...fill, ...cmds]),
+      const property = fc.property(
+        configArb,
+        fc.array(fillArb, { minLength: 1, maxLength: FILL_MAX, size: 'max' }),
+        fc.array(cmdArb, { minLength: 1, maxLength: COMMANDS_MAX - FILL_MAX, size: 'max' }),
+        (config, fill, cmds) => runScenario(config, [...fill, ...cmds]),
       );
       const out = fc.check(property, replayParameters());
-      if (process.env.STATS) console.log([...((globalThis as { DEVC?: Map<string, number> }).DEVC ?? [])].sort().map(([k, v]) => `${k}: ${v}`).join('\n')); // DEV-STATS
-      if (process.env.STATS) console.log([...STATS].sort().map(([k, v]) => `${k}: ${v}`).join('\n')); // DEV-STATS
       if (!out.failed) return;
       const error = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
       throw new Error(

@@ -136,9 +136,6 @@ export interface RefLayout {
 export type RefFaultResult = 'ok' | 'SEGV_MAPERR' | 'SEGV_ACCERR';
 
 const VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
-const SHMEM_ONE = new SharedAnonFile(0); // DEV-QUIRK
-const DEVC = ((globalThis as { DEVC?: Map<string, number> }).DEVC ??= new Map<string, number>()); // DEV-COUNT
-function cnt(k: string): void { DEVC.set(k, (DEVC.get(k) ?? 0) + 1); } // DEV-COUNT
 
 /** `VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT` (x86-64, no READ_IMPLIES_EXEC): the heap's flags. */
 const BRK_FLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
@@ -173,6 +170,11 @@ function sameProps(vma: RefVma, props: RefProps): boolean {
 /** `anon_vma_compatible(a, b)`: b follows a and could have been one VMA with it but for access flags. */
 function anonVmaReusable(a: RefVma, b: RefVma): boolean {
   return a.end === b.start && a.backing === b.backing && ((a.flags ^ b.flags) & ~VM_ACCESS_FLAGS) === 0 && b.pgoff === a.pgoff + pagesOf(a);
+}
+
+/** The reference's own consistency checks: a failure is a bug of the reference, not of the model. */
+function check(condition: boolean, what: string): void {
+  if (!condition) throw new Error(`reference: ${what}`);
 }
 
 function hex(n: number, width: number): string {
@@ -215,7 +217,8 @@ export class ReferenceMm {
       const addr = pn * PAGE_SIZE;
       const last = out[out.length - 1];
       if (last !== undefined && last.id === page.vma && last.end === addr) {
-        const consistent = page.flags === last.flags && page.backing === last.backing && page.anonVma === last.anonVma && page.pgoff === last.pgoff + pagesOf(last);
+        const consistent =
+          page.flags === last.flags && page.backing === last.backing && page.anonVma === last.anonVma && page.pgoff === last.pgoff + pagesOf(last);
         if (!consistent) throw new Error(`reference: page 0x${addr.toString(16)} disagrees with the rest of VMA ${last.id}`);
         out[out.length - 1] = { ...last, end: addr + PAGE_SIZE };
         continue;
@@ -253,14 +256,6 @@ export class ReferenceMm {
       if (addr !== 0 && addr < MMAP_MIN_ADDR) addr = MMAP_MIN_ADDR;
     }
     len = pageAlign(len);
-    const QUIRK = (globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>(); // DEV-QUIRK
-    if (QUIRK.has('mmap-order')) { // DEV-QUIRK
-      const t = flags & MAP_TYPE;
-      if ((flags & MAP_GROWSDOWN) !== 0 && (file !== null || t !== MAP_PRIVATE)) return -EINVAL;
-      if (file !== null && t !== MAP_PRIVATE && (prot & PROT_WRITE) !== 0 && !file.writable) return -EACCES;
-      if ((flags & MAP_FIXED) !== 0 && addr % PAGE_SIZE !== 0) return -EINVAL;
-      if ((flags & MAP_FIXED_NOREPLACE) !== 0 && this.#vmasIn(addr, addr + len).length > 0) return -EEXIST;
-    }
     if (this.mapCount > this.layout.maxMapCount) return -ENOMEM;
     let vmFlags = protBits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
     if ((flags & MAP_GROWSDOWN) !== 0) vmFlags |= VM_GROWSDOWN;
@@ -388,7 +383,6 @@ export class ReferenceMm {
     if (vma.end - addr === oldLen && this.#expandable(vma, newLen - oldLen)) {
       // vma_merge_extend(): the VMA grows, joining the next one when it can.
       this.#mergeNewRange(vma.end, vma.end + newLen - oldLen, vma, vma.pgoff + pagesOf(vma), false);
-      cnt('mremap grow in place'); // DEV-COUNT
       return addr;
     }
     if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;
@@ -409,7 +403,7 @@ export class ReferenceMm {
     }
     if (brk <= this.brk) {
       // Always allow shrinking brk, but only over something mapped.
-      if (this.#vmasIn(newbrk, oldbrk).length === 0 && !((globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>()).has('brk-shrink-unmapped')) return origbrk; // DEV-QUIRK
+      if (this.#vmasIn(newbrk, oldbrk).length === 0) return origbrk;
       this.brk = brk;
       if (this.#unmapRange(newbrk, oldbrk) < 0) {
         this.brk = origbrk;
@@ -422,10 +416,9 @@ export class ReferenceMm {
     if (this.mapCount > this.layout.maxMapCount) return origbrk;
     // vma_prev_limit(&vmi, start_brk): the VMA before the break, when the gap it leaves starts above start_brk.
     const prev = this.#endingAt(oldbrk);
-    const brkvma = prev !== null && (oldbrk > this.layout.startBrk || ((globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>()).has('brk-merge-below')) ? prev : null; // DEV-QUIRK
+    const brkvma = prev !== null && oldbrk > this.layout.startBrk ? prev : null;
     const props: RefProps = { flags: BRK_FLAGS, backing: null, anonVma: 0 };
     const expanded = brkvma !== null && this.#mergeNewRange(oldbrk, newbrk, props, oldbrk / PAGE_SIZE, true) !== null;
-    cnt(expanded ? 'brk expand' : 'brk new'); // DEV-COUNT
     if (!expanded) this.#fill(oldbrk, newbrk, { ...props, id: this.#nextVma++ }, oldbrk / PAGE_SIZE);
     this.brk = brk;
     return brk;
@@ -446,7 +439,6 @@ export class ReferenceMm {
     // A write to a private mapping gets an anonymous page (do_anonymous_page, do_cow_fault,
     // wp_page_copy), which needs an anon_vma; reads map the zero page or the file page.
     if (access === 'write' && (vma.flags & VM_SHARED) === 0) this.#anonVmaPrepare(vma);
-    if (((globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>()).has('shmem-anon-vma') && vma.backing instanceof SharedAnonFile) this.#anonVmaPrepare(vma); // DEV-QUIRK
     return 'ok';
   }
 
@@ -468,7 +460,6 @@ export class ReferenceMm {
     if ((vmFlags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) === VM_WRITE) vmFlags |= VM_ACCOUNT;
     // The merge sees map->file, still NULL for shared anonymous memory (shmem_zero_setup comes after).
     const shared = file === null && (vmFlags & VM_SHARED) !== 0;
-    if (((globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>()).has('shmem-merge') && shared) { if (this.#mergeNewRange(addr, end, { flags: vmFlags, backing: SHMEM_ONE, anonVma: 0 }, pgoff, false) !== null) return addr; this.#fill(addr, end, { id: this.#nextVma++, flags: vmFlags, backing: SHMEM_ONE, anonVma: 0 }, pgoff); return addr; } // DEV-QUIRK
     if (this.#mergeNewRange(addr, end, { flags: vmFlags, backing: file, anonVma: 0 }, pgoff, false) !== null) return addr;
     const backing: RefBacking = shared ? new SharedAnonFile(this.#nextShmem++) : file;
     this.#fill(addr, end, { id: this.#nextVma++, flags: vmFlags, backing, anonVma: 0 }, pgoff);
@@ -509,7 +500,6 @@ export class ReferenceMm {
    * back to the plain search when the padded length does not fit.
    */
   #thpArea(len: number): number {
-    cnt('thp area'); // DEV-COUNT
     const lenPad = len + HPAGE_PMD_SIZE;
     const gapEnd = this.#highestGapEnd(lenPad, true);
     if (gapEnd < 0) return this.#topDownArea(0, len);
@@ -561,6 +551,10 @@ export class ReferenceMm {
 
   /** `__split_vma()`: the pages of `vma` from `addr` up become a VMA of their own. */
   #split(vma: RefVma, addr: number): void {
+    check(
+      vma.start < addr && addr < vma.end && addr % PAGE_SIZE === 0,
+      `split of 0x${vma.start.toString(16)}-0x${vma.end.toString(16)} at 0x${addr.toString(16)}`,
+    );
     this.#fill(addr, vma.end, { ...vma, id: this.#nextVma++ }, vma.pgoff + (addr - vma.start) / PAGE_SIZE);
   }
 
@@ -570,6 +564,7 @@ export class ReferenceMm {
    * starting at `end`, or both. Returns the identity now covering the range, or null.
    */
   #mergeNewRange(start: number, end: number, props: RefProps, pgoff: number, justExpand: boolean): number | null {
+    check(this.#vmasIn(start, end).length === 0, 'a new range must be unmapped before it is merged');
     if ((props.flags & VM_SPECIAL) !== 0) return null;
     const prev = this.#endingAt(start);
     const next = this.#startingAt(end);
@@ -583,14 +578,12 @@ export class ReferenceMm {
       (!left || anonCompatible(prev.anonVma, next.anonVma));
     if (left) {
       // vma_expand(): prev grows over the range, and over next (taking its anon_vma if prev has none).
-      cnt(right ? 'new merge both' : 'new merge left'); // DEV-COUNT
-      const to = right ? next!.end : end;
-      const anonVma = right && prev.anonVma === 0 ? next!.anonVma : prev.anonVma;
+      const to = right ? next.end : end;
+      const anonVma = right && prev.anonVma === 0 ? next.anonVma : prev.anonVma;
       this.#fill(prev.start, to, { ...prev, anonVma }, prev.pgoff);
       return prev.id;
     }
     if (right) {
-      cnt('new merge right'); // DEV-COUNT
       this.#fill(start, next.end, next, pgoff);
       return next.id;
     }
@@ -634,15 +627,13 @@ export class ReferenceMm {
       next.pgoff === pgoff + (end - start) / PAGE_SIZE &&
       (!left || anonCompatible(prev.anonVma, next.anonVma));
     if (left) {
-      cnt(right ? 'existing merge both' : 'existing merge left'); // DEV-COUNT
       // prev extends over the range (and over next); dup_anon_vma() fills a missing anon_vma.
-      const to = right ? next!.end : end;
-      const anonVma = prev.anonVma !== 0 ? prev.anonVma : right && next!.anonVma !== 0 ? next!.anonVma : middle.anonVma;
+      const to = right ? next.end : end;
+      const anonVma = prev.anonVma !== 0 ? prev.anonVma : right && next.anonVma !== 0 ? next.anonVma : middle.anonVma;
       this.#fill(prev.start, to, { ...prev, anonVma }, prev.pgoff);
       return true;
     }
     if (right) {
-      cnt('existing merge right'); // DEV-COUNT
       const anonVma = next.anonVma !== 0 ? next.anonVma : middle.anonVma;
       this.#fill(start, next.end, { ...next, anonVma }, pgoff);
       return true;
@@ -659,10 +650,9 @@ export class ReferenceMm {
     if ((newFlags & VM_WRITE) !== 0) {
       // A private mapping made writable is charged from now on.
       if ((oldFlags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE)) === 0) newFlags |= VM_ACCOUNT;
-    } else if ((oldFlags & VM_ACCOUNT) !== 0 && vma.backing === null && vma.anonVma === 0 && !((globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>()).has('no-account-drop')) { // DEV-QUIRK
+    } else if ((oldFlags & VM_ACCOUNT) !== 0 && vma.backing === null && vma.anonVma === 0) {
       // An anonymous mapping never faulted in stops being charged when made read-only (v6.7).
       newFlags &= ~VM_ACCOUNT;
-      cnt('account drop'); // DEV-COUNT
     }
     return this.#vmaModify(vma, start, end, newFlags);
   }
@@ -691,13 +681,16 @@ export class ReferenceMm {
     if (flags === vma.flags) return 0;
     const r = this.#vmaModify(vma, start, end, flags);
     // madvise() returns EAGAIN if kernel resources, such as slab, are temporarily unavailable.
-    if (((globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>()).has('madvise-enomem')) return r; // DEV-QUIRK
     return r === -ENOMEM ? -EAGAIN : r;
   }
 
   // --- mremap ---
 
-  /** `mremap_to()`: unmap the target and the tail given up, then move what is left there. */
+  /**
+   * `mremap_to()`: unmap the target and the tail given up, then move what is left there. v6.12
+   * order: the target is unmapped before `vma_to_resize()` may still fail with -EFAULT (v6.16
+   * checks the new address before the VMA lookup and the VMA before unmapping anything).
+   */
   #mremapTo(addr: number, oldLen: number, newLen: number, newAddr: number): number {
     if (newAddr % PAGE_SIZE !== 0) return -EINVAL;
     if (newLen > TASK_SIZE || newAddr > TASK_SIZE - newLen) return -EINVAL;
@@ -740,7 +733,6 @@ export class ReferenceMm {
    */
   #moveVma(vma: RefVma, oldAddr: number, oldLen: number, newLen: number, newAddr: number): number {
     if (this.mapCount >= this.layout.maxMapCount - 3) return -ENOMEM;
-    cnt(vma.backing === null && vma.anonVma === 0 ? 'move unfaulted anon' : 'move other'); // DEV-COUNT
     const pgoff = vma.backing === null && vma.anonVma === 0 ? newAddr / PAGE_SIZE : vma.pgoff + (oldAddr - vma.start) / PAGE_SIZE;
     const props: RefProps = { flags: vma.flags, backing: vma.backing, anonVma: vma.anonVma };
     if (this.#mergeNewRange(newAddr, newAddr + newLen, props, pgoff, false) === null) {
@@ -763,12 +755,11 @@ export class ReferenceMm {
     if (address < MMAP_MIN_ADDR) return false;
     const prev = this.#prevOf(vma);
     if (prev !== null && (prev.flags & VM_GROWSDOWN) === 0 && (prev.flags & VM_ACCESS_FLAGS) !== 0 && address - prev.end < STACK_GUARD_GAP) return false;
-    if (!((globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>()).has('stack-no-anon')) this.#anonVmaPrepare(vma); // DEV-QUIRK
+    this.#anonVmaPrepare(vma);
     const grown = this.#vmaLookup(vma.start)!;
     const grow = (grown.start - address) / PAGE_SIZE;
     if (grow > grown.pgoff || grown.end - address > RLIMIT_STACK) return false;
     this.#fill(address, grown.start, grown, grown.pgoff - grow);
-    cnt('stack grown'); // DEV-COUNT
     return true;
   }
 
@@ -782,9 +773,8 @@ export class ReferenceMm {
     const next = this.#startingAt(vma.end);
     const prev = this.#endingAt(vma.start);
     let anonVma: number;
-    if (((globalThis as { DEVQ?: Set<string> }).DEVQ ?? new Set<string>()).has('anon-reuse-model')) { const ok = (n: RefVma | null): n is RefVma => n !== null && n.anonVma !== 0 && n.flags === vma.flags && n.backing === vma.backing; anonVma = ok(prev) ? prev.anonVma : ok(next) ? next.anonVma : this.#nextAnonVma++; this.#fill(vma.start, vma.end, { ...vma, anonVma }, vma.pgoff); return; } // DEV-QUIRK
-    if (next !== null && next.anonVma !== 0 && anonVmaReusable(vma, next)) { anonVma = next.anonVma; cnt('anon reuse next'); } // DEV-COUNT
-    else if (prev !== null && prev.anonVma !== 0 && anonVmaReusable(prev, vma)) { anonVma = prev.anonVma; cnt('anon reuse prev'); } // DEV-COUNT
+    if (next !== null && next.anonVma !== 0 && anonVmaReusable(vma, next)) anonVma = next.anonVma;
+    else if (prev !== null && prev.anonVma !== 0 && anonVmaReusable(prev, vma)) anonVma = prev.anonVma;
     else anonVma = this.#nextAnonVma++;
     this.#fill(vma.start, vma.end, { ...vma, anonVma }, vma.pgoff);
   }
@@ -809,7 +799,8 @@ export class ReferenceMm {
     const prefix = `${hex(vma.start, 8)}-${hex(vma.end, 8)} ${perms} ${hex(offset, 8)} ${dev} ${ino} `;
     let name = '';
     if (file !== null) name = file.path;
-    else if (vma.start < this.brk && vma.end > this.layout.startBrk) name = '[heap]'; // vma_is_initial_heap()
+    else if (vma.start < this.brk && vma.end > this.layout.startBrk)
+      name = '[heap]'; // vma_is_initial_heap()
     else if (vma.start <= this.layout.startStack && vma.end >= this.layout.startStack) name = '[stack]';
     if (name === '') return prefix;
     return `${prefix.padEnd(MAPS_NAME_PAD, ' ')} ${name}`;
@@ -850,6 +841,8 @@ export class ReferenceMm {
 
   /** Map every page of `[start, end)` as part of VMA `props.id`, the first at file page `pgoff`. */
   #fill(start: number, end: number, props: RefProps & { readonly id: number }, pgoff: number): void {
+    check(start < end && start % PAGE_SIZE === 0 && end % PAGE_SIZE === 0, `fill of 0x${start.toString(16)}-0x${end.toString(16)}`);
+    check(pgoff >= 0, 'a negative file page');
     for (let addr = start, i = 0; addr < end; addr += PAGE_SIZE, i++) {
       this.#pages.set(addr / PAGE_SIZE, { vma: props.id, flags: props.flags, backing: props.backing, pgoff: pgoff + i, anonVma: props.anonVma });
     }

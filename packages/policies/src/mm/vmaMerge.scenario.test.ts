@@ -69,8 +69,13 @@ const pages = (n: number): number => n * PAGE_SIZE;
 const MAY = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
 /** A private anonymous PROT_READ|PROT_WRITE mapping: charged, hence VM_ACCOUNT. */
 const RW = VM_READ | VM_WRITE | MAY | VM_ACCOUNT;
-/** RW after mprotect(PROT_READ): mprotect_fixup keeps the charge, so VM_ACCOUNT stays. */
+/** RW faulted (so with an anon_vma), then mprotect(PROT_READ): mprotect_fixup keeps the charge, so VM_ACCOUNT stays. */
 const RO = VM_READ | MAY | VM_ACCOUNT;
+/**
+ * RW never faulted (no anon_vma), then mprotect(PROT_READ): Linux 6.7+ mprotect_fixup drops
+ * VM_ACCOUNT (nothing to charge for); making it writable again charges it anew, back to RW.
+ */
+const RO_UNFAULTED = VM_READ | MAY;
 /** A private PROT_READ file mapping (never charged). */
 const FILE_R = VM_READ | MAY;
 /** The same after mprotect(PROT_NONE). */
@@ -198,7 +203,8 @@ describe('vma_merge: simple cases (test_simple_merge, test_simple_modify, test_s
 
       expect(mprotect(mm, 1, 1, PROT_READ)).toBe(0);
       expect(vmaAt(mm, 1)).toBe(v);
-      expect(layout(mm)).toEqual([shape(0, 1, RW), shape(1, 2, RO), shape(2, 3, RW)]);
+      // Linux 6.7+: an unfaulted anonymous VMA made read-only is no longer charged (VM_ACCOUNT dropped).
+      expect(layout(mm)).toEqual([shape(0, 1, RW), shape(1, 2, RO_UNFAULTED), shape(2, 3, RW)]);
       expect(mm.mapCount).toBe(3);
       expect(renderMaps(mm)).toBe(
         '10000000-10001000 rw-p 00000000 00:00 0 \n' + '10001000-10002000 r--p 00000000 00:00 0 \n' + '10002000-10003000 rw-p 00000000 00:00 0 \n',
@@ -500,7 +506,9 @@ describe('vma_merge_existing_range: mprotect joins a neighbour (test_merge_exist
       const n = vmaAt(mm, 6);
       expect(mprotect(mm, 3, 3, PROT_READ | PROT_WRITE)).toBe(0);
       expect(picture(mm, { V: v, N: n })).toBe('  VNNNNNN');
-      expect(layout(mm)).toEqual([shape(2, 3, RO), shape(3, 9, RW)]);
+      // V was never faulted: read-only it lost VM_ACCOUNT (Linux 6.7+), and [3,6) made writable
+      // again is charged anew, so it equals N and merges; what is left of V stays uncharged.
+      expect(layout(mm)).toEqual([shape(2, 3, RO_UNFAULTED), shape(3, 9, RW)]);
       expect(mm.mapCount).toBe(2);
     });
 
@@ -530,7 +538,9 @@ describe('vma_merge_existing_range: mprotect joins a neighbour (test_merge_exist
       const v = vmaAt(mm, 3);
       expect(mprotect(mm, 3, 3, PROT_READ | PROT_WRITE)).toBe(0);
       expect(picture(mm, { P: p, V: v })).toBe('PPPPPPV');
-      expect(layout(mm)).toEqual([shape(0, 6, RW), shape(6, 7, RO)]);
+      // V was never faulted: read-only it lost VM_ACCOUNT (Linux 6.7+), and [3,6) made writable
+      // again is charged anew, so it equals P and merges; what is left of V stays uncharged.
+      expect(layout(mm)).toEqual([shape(0, 6, RW), shape(6, 7, RO_UNFAULTED)]);
     });
 
     it('should delete V when all of it becomes P-like (merge left, full)', () => {
@@ -578,7 +588,8 @@ describe('vma_merge_existing_range: mprotect joins a neighbour (test_merge_exist
       mmapAnon(mm, 0, 11);
       expect(mprotect(mm, 3, 5, PROT_READ)).toBe(0);
       expect(mprotect(mm, from, to - from, PROT_READ | PROT_WRITE)).toBe(0);
-      expect(layout(mm)).toEqual([shape(0, 3, RW), shape(3, from, RO), shape(from, to, RW), shape(to, 8, RO), shape(8, 11, RW)]);
+      // V, never faulted, is uncharged while read-only (Linux 6.7+) and charged anew where made writable.
+      expect(layout(mm)).toEqual([shape(0, 3, RW), shape(3, from, RO_UNFAULTED), shape(from, to, RW), shape(to, 8, RO_UNFAULTED), shape(8, 11, RW)]);
     });
   });
 });
@@ -653,7 +664,9 @@ describe('anon_vma: duplicated into the survivor (test_dup_anon_vma)', () => {
     const [p, v, n] = [vmaAt(mm, 0), vmaAt(mm, 3), vmaAt(mm, 5)];
     const anon = (faulted === 'V' ? v : n).anonVma;
     if (anon === null) throw new Error('the faulted VMA has no anon_vma');
-    expect(layout(mm)).toEqual([shape(0, 3, RW), shape(3, 5, RO), shape(5, 8, RW)]);
+    // A V made read-only before any fault has lost VM_ACCOUNT (Linux 6.7+ mprotect_fixup); making
+    // it writable again charges it anew, so it still joins P and N.
+    expect(layout(mm)).toEqual([shape(0, 3, RW), shape(3, 5, faulted === 'V' ? RO : RO_UNFAULTED), shape(5, 8, RW)]);
     return { mm, p, v, n, anon };
   }
 
