@@ -98,8 +98,8 @@ export function anonVmaPrepare(mm: MmStruct, vma: Vma): void {
   const next = mm.nextVma(vma);
   const prev = mm.prevVma(vma);
   vma.anonVma =
-    (next !== null && anonVmaCompatible(vma, next) ? next.anonVma : null) ??
-    (prev !== null && anonVmaCompatible(prev, vma) ? prev.anonVma : null) ??
+    (next !== null && anonVmaCompatible(vma, next) ? reusable(next) : null) ??
+    (prev !== null && anonVmaCompatible(prev, vma) ? reusable(prev) : null) ??
     new AnonVma();
 }
 
@@ -110,6 +110,12 @@ export function anonVmaPrepare(mm: MmStruct, vma: Vma): void {
 function anonVmaCompatible(a: Vma, b: Vma): boolean {
   const access = VM_READ | VM_WRITE | VM_EXEC;
   return a.end === b.start && a.file === b.file && ((a.flags ^ b.flags) & ~access) === 0 && b.pgoff === a.pgoff + (b.start - a.start) / PAGE_SIZE;
+}
+
+/** `reusable_anon_vma()`: a neighbour's anon_vma is reused only when its chain is one entry (not inherited through fork). */
+function reusable(neighbour: Vma): AnonVma | null {
+  const av = neighbour.anonVma;
+  return av !== null && av.parent === null ? av : null;
 }
 
 /** Should an anonymous fault at `addr` map a THP? (`thp_vma_allowable_order` for PMD order.) */

@@ -199,11 +199,13 @@ export class MmStruct {
   /**
    * `get_unmapped_area()` for a new mapping of `len` bytes (x86-64 top-down layout): a hint that
    * fits is taken as is; otherwise the highest free area below `mmapBase`, falling back to
-   * bottom-up from `TASK_UNMAPPED_BASE`. Anonymous mappings whose length is a multiple of 2 MiB
-   * and shared file mappings get THP / cache-colour alignment as Linux 6.x does. Returns the
-   * address, or -ENOMEM. Context: the caller holds what the policy requires to map.
+   * bottom-up from `TASK_UNMAPPED_BASE`. A private anonymous mapping whose length is a multiple
+   * of 2 MiB, without a hint, is PMD-aligned (`thp_get_unmapped_area`, Linux 6.x); a shared
+   * anonymous one takes the shmem path, unaligned. `_vmFlags` is the kernel's `vm_flags`
+   * argument, which x86-64's placement does not use. Returns the address, or -ENOMEM.
+   * Context: the caller holds what the policy requires to map.
    */
-  getUnmappedArea(len: number, hint: number, flags: number, file: MmFile | null, vmFlags: number): number {
+  getUnmappedArea(len: number, hint: number, flags: number, file: MmFile | null, _vmFlags: number): number {
     if (len > TASK_SIZE - MMAP_MIN_ADDR) return -ENOMEM;
     if ((flags & MAP_FIXED) !== 0) return hint;
     if (hint !== 0) {

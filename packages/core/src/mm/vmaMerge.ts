@@ -20,9 +20,14 @@ export interface VmaProps {
   readonly anonVma: AnonVma | null;
 }
 
-/** `is_mergeable_anon_vma()`: the same anon_vma, or one side has none yet. */
+/**
+ * `is_mergeable_anon_vma()`: the same anon_vma, or one side has none yet while the other's
+ * anon_vma_chain is a single entry. An anon_vma inherited through fork (it has a parent) has a
+ * longer chain, so it merges only with itself.
+ */
 export function anonVmaCompatible(a: AnonVma | null, b: AnonVma | null): boolean {
-  return a === null || b === null || a === b;
+  if (a === b) return true;
+  return (a === null || b === null) && (a?.parent ?? null) === null && (b?.parent ?? null) === null;
 }
 
 /** `is_mergeable_vma()` without the pgoff test: same flags, file and vm_ops, nothing special. */

@@ -236,9 +236,9 @@ export class VmaTree<V extends TreeEntry> {
     return e !== null && e.start <= addr ? e : null;
   }
 
-  /** The first entry intersecting [start, end), or null (find_vma_intersection). */
+  /** The first entry intersecting [start, end), or null (find_vma_intersection); an empty range intersects nothing. */
   findIntersection(start: number, end: number): V | null {
-    if (!(start < end)) throw new RangeError(`VmaTree.findIntersection: need start < end, got [${hex(start)}, ${hex(end)})`);
+    if (!(start < end)) return null;
     const e = this.find(start);
     return e !== null && e.start < end ? e : null;
   }
@@ -467,6 +467,7 @@ export class VmaTree<V extends TreeEntry> {
     // Slots after the first whose key exceeds high - length have gaps starting above it:
     // skip them by bisection.
     const ceiling = this.#qHigh - length;
+    if (n === 0) return -1; // an empty root leaf, whose slot 0 may hold a stale gap
     let i = 0;
     let hi = n - 1;
     while (i < hi) {
