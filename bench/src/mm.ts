@@ -6,7 +6,7 @@
 // find_vma and get_unmapped_area are timed on the tree as the kernel calls them (under the lock
 // the caller already holds); mmap/munmap pairs run as syscalls on a simulated thread through
 // the engine and the global-rwsem policy. Memory is the heap growth per VMA (Vma objects, the
-// tree, the mm), measured after a full GC.
+// tree's typed arrays, the mm), measured after a full GC.
 import { parseArgs } from 'node:util';
 import {
   MAP_ANONYMOUS,
@@ -34,10 +34,12 @@ if (!Number.isInteger(count) || count < 1000) {
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) process.stderr.write('bench:mm: run with node --expose-gc for a memory figure (npm run bench:mm does)\n');
 
+/** JS heap plus ArrayBuffer memory (the tree keeps its nodes in typed arrays, outside the heap). */
 function heapUsed(): number {
   gc?.();
   gc?.();
-  return process.memoryUsage().heapUsed;
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
 }
 
 const rng = new Prng(42);

@@ -152,6 +152,7 @@ export class VmaTree<V extends TreeEntry> {
   /** The last alignMask found valid: callers reuse one or two, and the check is not free. */
   #alignMaskChecked = 0;
 
+  /** An empty tree; throws RangeError for limits that are not integers with lowLimit <= highLimit, or a bad nodeCapacity. */
   constructor(options: VmaTreeOptions<V> = {}) {
     const lowLimit = options.lowLimit ?? 0;
     const highLimit = options.highLimit ?? TASK_SIZE;
