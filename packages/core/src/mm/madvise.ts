@@ -16,7 +16,6 @@ import {
   MADV_HUGEPAGE,
   MADV_HWPOISON,
   MADV_KEEPONFORK,
-  MADV_MERGEABLE,
   MADV_NOHUGEPAGE,
   MADV_NORMAL,
   MADV_PAGEOUT,
@@ -26,7 +25,6 @@ import {
   MADV_REMOVE,
   MADV_SEQUENTIAL,
   MADV_SOFT_OFFLINE,
-  MADV_UNMERGEABLE,
   MADV_WILLNEED,
   MADV_WIPEONFORK,
   PAGE_SIZE,
@@ -43,35 +41,13 @@ import {
   VM_SHARED,
   VM_SPECIAL,
   VM_WIPEONFORK,
+  madviseNames,
 } from './uapi.js';
 import type { MmGen, Vma } from './vma.js';
 import { vmaModify } from './vmaMerge.js';
 
-const VALID = new Set([
-  MADV_NORMAL,
-  MADV_RANDOM,
-  MADV_SEQUENTIAL,
-  MADV_WILLNEED,
-  MADV_DONTNEED,
-  MADV_FREE,
-  MADV_REMOVE,
-  MADV_DONTFORK,
-  MADV_DOFORK,
-  MADV_MERGEABLE,
-  MADV_UNMERGEABLE,
-  MADV_HUGEPAGE,
-  MADV_NOHUGEPAGE,
-  MADV_DONTDUMP,
-  MADV_DODUMP,
-  MADV_WIPEONFORK,
-  MADV_KEEPONFORK,
-  MADV_COLD,
-  MADV_PAGEOUT,
-  MADV_POPULATE_READ,
-  MADV_POPULATE_WRITE,
-  MADV_DONTNEED_LOCKED,
-  MADV_COLLAPSE,
-]);
+/** Every advice value Linux knows (`madvise_behavior_valid()`). */
+const VALID: ReadonlySet<number> = new Set(Object.values(madviseNames));
 
 /** Advice that only reads the VMA tree (`madvise_need_mmap_write()` is false): mmap_sem read. */
 const READ_SIDE = new Set([
