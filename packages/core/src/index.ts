@@ -181,23 +181,10 @@ export { MMAP_MIN_GAP, type MmLayout, MmStruct, TASK_UNMAPPED_BASE, type VmaEven
 export { sysMprotect } from './mm/mprotect.js';
 export { sysMremap } from './mm/mremap.js';
 export { detachRange, sysMunmap, unmapRange } from './mm/munmap.js';
-export { Page, PageTables, PmdEntry, PTRS_PER_PTE, type PteView, PteTable, pagesIn, zeroPage } from './mm/pageTables.js';
+export { Page, PageTables, PmdEntry, PTRS_PER_PTE, type PteView, PteTable, zeroPage } from './mm/pageTables.js';
 export { MapsParseError, loadMaps, mapsLine, renderMaps, specialMapping, vmaDisplayName } from './mm/procMaps.js';
 export { type MmTask, pageAlign } from './mm/task.js';
-export {
-  AnonVma,
-  type MmGen,
-  MmFile,
-  Vma,
-  type VmFault,
-  type VmFaultResult,
-  type VmOperations,
-  anonPgoff,
-  hasFlags,
-  hex,
-  vmEndGap,
-  vmStartGap,
-} from './mm/vma.js';
+export { AnonVma, type MmGen, MmFile, Vma, type VmFault, type VmFaultResult, type VmOperations, hex, vmEndGap, vmStartGap } from './mm/vma.js';
 export {
   type VmaProps,
   anonVmaCompatible,

@@ -2,7 +2,7 @@ import { RwSemaphore } from '../sim/rwSemaphore.js';
 import type { LockPolicy } from './lockPolicy.js';
 import { PageTables } from './pageTables.js';
 import { DEFAULT_MAX_MAP_COUNT, ENOMEM, HPAGE_PMD_SIZE, MAP_FIXED, MAP_SHARED, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE } from './uapi.js';
-import { type MmFile, Vma, vmEndGap, vmStartGap } from './vma.js';
+import { type MmFile, type Vma, vmEndGap, vmStartGap } from './vma.js';
 import { VmaTree } from './vmaTree.js';
 
 /** The lowest gap `get_unmapped_area` leaves below the stack (`MIN_GAP`, 128 MiB). */
@@ -239,10 +239,5 @@ export class MmStruct {
     if (next !== null && addr + len > vmStartGap(next)) return false;
     if (prev !== null && addr < vmEndGap(prev)) return false;
     return true;
-  }
-
-  /** Make a new VMA object for this mm (the policy sees it on insert). */
-  newVma(start: number, end: number, flags: number, pgoff: number, file: MmFile | null, vmOps: Vma['vmOps']): Vma {
-    return new Vma(start, end, flags, pgoff, file, null, vmOps ?? file?.vmOps ?? null);
   }
 }

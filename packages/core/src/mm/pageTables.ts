@@ -262,8 +262,3 @@ export class PageTables {
     else this.rssFile--;
   }
 }
-
-/** Pages in a range. */
-export function pagesIn(start: number, end: number): number {
-  return Math.floor((end - start) / PAGE_SIZE);
-}

@@ -1,6 +1,6 @@
 import type { Effect } from '../sim/effect.js';
 import type { SimThread } from '../sim/thread.js';
-import { PAGE_SHIFT, PAGE_SIZE, STACK_GUARD_GAP, VM_EXEC, VM_GROWSDOWN, VM_MAYSHARE, VM_READ, VM_WRITE } from './uapi.js';
+import { PAGE_SIZE, STACK_GUARD_GAP, VM_EXEC, VM_GROWSDOWN, VM_MAYSHARE, VM_READ, VM_WRITE } from './uapi.js';
 
 /** A generator an mm operation or hook runs as: it yields engine effects, returns `T`. */
 export type MmGen<T> = Generator<Effect, T, unknown>;
@@ -172,16 +172,6 @@ export function vmEndGap(vma: Vma): number {
   return vma.end;
 }
 
-/** The anonymous pgoff the kernel gives a new anonymous VMA at `addr`. */
-export function anonPgoff(addr: number): number {
-  return Math.floor(addr / 2 ** PAGE_SHIFT);
-}
-
 export function hex(n: number): string {
   return `0x${n.toString(16)}`;
-}
-
-/** True when `flags` has all of `bits` (bits below 2^31). */
-export function hasFlags(flags: number, bits: number): boolean {
-  return (flags & bits) === bits;
 }
