@@ -43,6 +43,7 @@ export { type LockHost, type LockWaiter, SimLock, WaitKind, modeName } from './s
 export { Mutex, SpinLock } from './sim/mutex.js';
 export { Prng, PrngStream } from './sim/prng.js';
 export { type ReaderWakeup, RwSemaphore, maxReadersWakeup } from './sim/rwSemaphore.js';
+export { RangeLock, RangeLockRequest } from './sim/rangeLock.js';
 export { ScheduleRecorder, decodeSchedule, encodeSchedule } from './sim/schedule.js';
 export { SeqCount } from './sim/seqCount.js';
 export { SharedLocation } from './sim/sharedLocation.js';
