@@ -12,33 +12,13 @@ import { LockMode } from '../sim/effect.js';
 import { type Program, type RunOptions, runProgram } from '../sim/engine.js';
 import { Mutex } from '../sim/mutex.js';
 import { RwSemaphore } from '../sim/rwSemaphore.js';
+import { abba, lockOrders } from '../sim/testPrograms.js';
 import { Lockdep, type LockdepReport } from './lockdep.js';
 
 /** Run `program` watched by `lockdep`, T0 to its end, then T1, and so on. */
 function runInOrder(program: Program, lockdep: Lockdep, seed = 1): ReturnType<typeof runProgram> {
   return runProgram(program, { seed, strategy: 'replay', schedule: '0', extendSchedule: true, observers: [lockdep] });
 }
-
-/** One thread per order: each takes its locks (mutexes, by name) in the order given and drops them. */
-function orders(...threadOrders: string[][]): Program {
-  return (sim) => {
-    const locks = new Map<string, Mutex>();
-    const lockNamed = (name: string) => {
-      let m = locks.get(name);
-      if (m === undefined) locks.set(name, (m = new Mutex(name)));
-      return m;
-    };
-    for (const order of threadOrders) {
-      const taken = order.map(lockNamed);
-      sim.spawn(order.map((n) => n.replace('lock_', '').toLowerCase()).join(''), function* () {
-        for (const m of taken) yield m.lock();
-        for (const m of [...taken].reverse()) yield m.unlock();
-      });
-    }
-  };
-}
-
-const abba = orders(['lock_A', 'lock_B'], ['lock_B', 'lock_A']);
 
 const abbaSplat = [
   '======================================================',
@@ -117,7 +97,7 @@ describe('Lockdep', () => {
   describe('having a 3-lock cycle across three threads (A->B, B->C, C->A; seed=1, in order)', () => {
     it('should report the cycle with a 3-entry chain and the chain line', () => {
       const lockdep = new Lockdep();
-      const r = runInOrder(orders(['lock_A', 'lock_B'], ['lock_B', 'lock_C'], ['lock_C', 'lock_A']), lockdep);
+      const r = runInOrder(lockOrders(['lock_A', 'lock_B'], ['lock_B', 'lock_C'], ['lock_C', 'lock_A']), lockdep);
       expect(r.status).toBe('ok');
       const report = only(lockdep.reports);
       expect(report).toMatchObject({ kind: 'circular', classes: ['lock_A', 'lock_B', 'lock_C'], thread: 'T2 ca', step: 11 });
@@ -149,7 +129,7 @@ describe('Lockdep', () => {
   describe('having a consistent order (A then B, 3 threads)', () => {
     it('should report nothing over 50 random schedules sharing one graph (seeds 0..49)', () => {
       const lockdep = new Lockdep();
-      const program = orders(['lock_A', 'lock_B'], ['lock_A', 'lock_B'], ['lock_A', 'lock_B']);
+      const program = lockOrders(['lock_A', 'lock_B'], ['lock_A', 'lock_B'], ['lock_A', 'lock_B']);
       for (let seed = 0; seed < 50; seed++) {
         const r = runProgram(program, { seed, strategy: 'random', observers: [lockdep] });
         expect(r.status, r.summary).toBe('ok');
@@ -307,20 +287,20 @@ describe('Lockdep', () => {
     it('should accumulate the graph: A->B in one run, B->A in the next, reported once', () => {
       const lockdep = new Lockdep();
       lockdep.run = 'seed=1';
-      expect(runInOrder(orders(['lock_A', 'lock_B']), lockdep, 1).status).toBe('ok');
+      expect(runInOrder(lockOrders(['lock_A', 'lock_B']), lockdep, 1).status).toBe('ok');
       expect(lockdep.reports).toEqual([]);
       expect(lockdep.dependencyCount).toBe(1);
 
       lockdep.run = 'seed=2';
-      runInOrder(orders(['lock_B', 'lock_A']), lockdep, 2);
+      runInOrder(lockOrders(['lock_B', 'lock_A']), lockdep, 2);
       const report = only(lockdep.reports);
       expect(report).toMatchObject({ kind: 'circular', classes: ['lock_A', 'lock_B'], thread: 'T0 ba', step: 1 });
       expect(report.splat).toContain('       T0 ab requested lock_B{write} at step 1 in seed=1, holding:');
       expect(report.splat).toContain('       T0 ba requested lock_A{write} at step 1 in seed=2, holding:');
 
       // The pair is reported once, whichever order shows it again.
-      runInOrder(orders(['lock_B', 'lock_A']), lockdep, 3);
-      runInOrder(orders(['lock_A', 'lock_B']), lockdep, 4);
+      runInOrder(lockOrders(['lock_B', 'lock_A']), lockdep, 3);
+      runInOrder(lockOrders(['lock_A', 'lock_B']), lockdep, 4);
       expect(lockdep.reports).toHaveLength(1);
       expect(lockdep.dependencyCount).toBe(2);
     });
@@ -374,7 +354,7 @@ describe('Lockdep', () => {
   describe('bounds', () => {
     it('should fail the run with a clear error beyond classCountMax', () => {
       const lockdep = new Lockdep({ classCountMax: 2 });
-      const r = runInOrder(orders(['lock_A', 'lock_B', 'lock_C']), lockdep);
+      const r = runInOrder(lockOrders(['lock_A', 'lock_B', 'lock_C']), lockdep);
       expect(r.status).toBe('error');
       expect(r.failure?.message).toContain("lockdep: more than 2 lock classes (classCountMax) at 'lock_C'");
       expect(lockdep.classCount).toBe(2);
@@ -382,14 +362,14 @@ describe('Lockdep', () => {
 
     it('should fail the run with a clear error beyond dependencyCountMax', () => {
       const lockdep = new Lockdep({ dependencyCountMax: 2 });
-      const r = runInOrder(orders(['lock_A', 'lock_B', 'lock_C']), lockdep);
+      const r = runInOrder(lockOrders(['lock_A', 'lock_B', 'lock_C']), lockdep);
       expect(r.status).toBe('error');
       expect(r.failure?.message).toContain('lockdep: more than 2 dependencies (dependencyCountMax)');
     });
 
     it('should keep reportCountMax reports and count the rest', () => {
       const lockdep = new Lockdep({ reportCountMax: 1 });
-      runInOrder(orders(['lock_A', 'lock_B'], ['lock_B', 'lock_A'], ['lock_C', 'lock_D'], ['lock_D', 'lock_C']), lockdep);
+      runInOrder(lockOrders(['lock_A', 'lock_B'], ['lock_B', 'lock_A'], ['lock_C', 'lock_D'], ['lock_D', 'lock_C']), lockdep);
       expect(only(lockdep.reports).classes).toEqual(['lock_A', 'lock_B']);
       expect(lockdep.reportsDropped).toBe(1);
     });

@@ -13,7 +13,7 @@ import { Mutex, SpinLock } from './mutex.js';
 import { RwSemaphore } from './rwSemaphore.js';
 import { SeqCount } from './seqCount.js';
 import { SharedLocation } from './sharedLocation.js';
-import { depth2Bug, depth2BugSteps } from './testPrograms.js';
+import { abba, depth2Bug, depth2BugSteps } from './testPrograms.js';
 import { WaitQueue } from './waitQueue.js';
 
 function traceHash(program: Program, options: RunOptions): string {
@@ -22,24 +22,6 @@ function traceHash(program: Program, options: RunOptions): string {
     .update(JSON.stringify([r.status, r.schedule, r.steps, r.simTimeNs, r.trace]))
     .digest('hex');
 }
-
-/** ABBA: T0 takes A then B, T1 takes B then A. */
-const abba: Program = (sim) => {
-  const a = new Mutex('lock_A');
-  const b = new Mutex('lock_B');
-  sim.spawn('ab', function* () {
-    yield a.lock();
-    yield b.lock();
-    yield b.unlock();
-    yield a.unlock();
-  });
-  sim.spawn('ba', function* () {
-    yield b.lock();
-    yield a.lock();
-    yield a.unlock();
-    yield b.unlock();
-  });
-};
 
 /** A program whose shape depends on the seed: several threads on a few locks and locations. */
 const randomProgram: Program = (sim) => {

@@ -1,5 +1,6 @@
 import { yieldNow } from './effect.js';
 import type { Program } from './engine.js';
+import { Mutex } from './mutex.js';
 import { SharedLocation } from './sharedLocation.js';
 
 /**
@@ -35,3 +36,28 @@ export const depth2Bug: Program = (sim) => {
     check();
   });
 };
+
+/**
+ * One thread per order: each takes its mutexes (by name) in the order given, then drops them in
+ * reverse. Threads are named by their order (`['lock_A', 'lock_B']` -> `ab`).
+ */
+export function lockOrders(...threadOrders: string[][]): Program {
+  return (sim) => {
+    const locks = new Map<string, Mutex>();
+    const lockNamed = (name: string) => {
+      let m = locks.get(name);
+      if (m === undefined) locks.set(name, (m = new Mutex(name)));
+      return m;
+    };
+    for (const order of threadOrders) {
+      const taken = order.map(lockNamed);
+      sim.spawn(order.map((n) => n.replace('lock_', '').toLowerCase()).join(''), function* () {
+        for (const m of taken) yield m.lock();
+        for (const m of [...taken].reverse()) yield m.unlock();
+      });
+    }
+  };
+}
+
+/** ABBA: T0 `ab` takes lock_A then lock_B, T1 `ba` takes lock_B then lock_A. */
+export const abba = lockOrders(['lock_A', 'lock_B'], ['lock_B', 'lock_A']);

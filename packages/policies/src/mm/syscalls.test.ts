@@ -39,10 +39,8 @@ import {
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   MmFile,
-  type MmGen,
   type MmLayout,
   MmStruct,
-  type MmTask,
   PAGE_SIZE,
   PROT_EXEC,
   PROT_GROWSDOWN,
@@ -52,7 +50,6 @@ import {
   PROT_WRITE,
   STACK_GUARD_GAP,
   TASK_SIZE,
-  VM_ACCOUNT,
   VM_DONTCOPY,
   VM_DONTEXPAND,
   VM_EXEC,
@@ -62,14 +59,12 @@ import {
   VM_MAYEXEC,
   VM_MAYREAD,
   VM_MAYSHARE,
-  VM_MAYWRITE,
   VM_NOHUGEPAGE,
   VM_NORESERVE,
   VM_PFNMAP,
   VM_READ,
   VM_SHARED,
   VM_WRITE,
-  type VmOperations,
   Vma,
   checkMmInvariants,
   dupMmap,
@@ -77,7 +72,6 @@ import {
   getUserPages,
   handleMmFault,
   renderMaps,
-  runMmOp,
   sysBrk,
   sysMadvise,
   sysMmap,
@@ -87,18 +81,10 @@ import {
 } from '@vmalock/core';
 import { describe, expect, it } from 'vitest';
 import { GlobalRwsemPolicy } from '../globalRwsem.js';
-
-const BASE = 0x10000000;
-const at = (col: number): number => BASE + col * PAGE_SIZE;
-const pages = (n: number): number => n * PAGE_SIZE;
+import { MAY, RO, RW, at, closeOps, pages, run } from './mmTestKit.js';
 
 const RW_PROT = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-const MAY = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
-/** A private anonymous PROT_READ|PROT_WRITE mapping: charged, hence VM_ACCOUNT. */
-const RW = VM_READ | VM_WRITE | MAY | VM_ACCOUNT;
-/** RW after mprotect(PROT_READ) once faulted (it has an anon_vma): the charge stays. */
-const RO = VM_READ | MAY | VM_ACCOUNT;
 /**
  * A private anonymous PROT_READ mapping (not charged); also RW never faulted and then made
  * read-only, which Linux 6.7+ stops charging (mprotect_fixup drops VM_ACCOUNT when the
@@ -111,18 +97,6 @@ const FD_RDONLY = 4;
 const FD_WRONLY = 5;
 const FD_CLOSE = 6;
 
-/** vm_operations whose close hook counts its calls. */
-function closeOps(): VmOperations & { closed: number } {
-  return {
-    name: 'test-close',
-    closed: 0,
-    *close(this: { closed: number }) {
-      this.closed++;
-      yield* [];
-    },
-  };
-}
-
 /** A fresh mm with four files open: read-write, read-only, write-only, and one with a close hook. */
 function newMm(layout: MmLayout = {}): MmStruct {
   const mm = new MmStruct(1, new GlobalRwsemPolicy(), layout);
@@ -132,13 +106,6 @@ function newMm(layout: MmLayout = {}): MmStruct {
   mm.files.set(FD_CLOSE, new MmFile('/dev/close', 14, 8, 1, true, true, closeOps()));
   checkMmInvariants(mm);
   return mm;
-}
-
-/** Run one operation to completion, then check every invariant of the mm. */
-function run<T>(mm: MmStruct, body: (task: MmTask) => MmGen<T>): T {
-  const result = runMmOp(mm, body);
-  checkMmInvariants(mm);
-  return result;
 }
 
 const mmap = (mm: MmStruct, addr: number, len: number, prot: number, flags: number, fd = -1, off = 0): number =>

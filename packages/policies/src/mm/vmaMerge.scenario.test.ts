@@ -23,18 +23,14 @@ import {
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   MmFile,
-  type MmGen,
   type MmLayout,
   MmStruct,
-  type MmTask,
   PAGE_SIZE,
   PROT_NONE,
   PROT_READ,
   PROT_WRITE,
-  VM_ACCOUNT,
   VM_DONTEXPAND,
   VM_IO,
-  VM_MAYEXEC,
   VM_MAYREAD,
   VM_MAYWRITE,
   VM_MIXEDMAP,
@@ -42,13 +38,11 @@ import {
   VM_READ,
   VM_SPECIAL,
   VM_WRITE,
-  type VmOperations,
   Vma,
   type VmaProps,
   checkMmInvariants,
   handleMmFault,
   renderMaps,
-  runMmOp,
   sysMmap,
   sysMprotect,
   sysMremap,
@@ -58,19 +52,11 @@ import {
 } from '@vmalock/core';
 import { describe, expect, it } from 'vitest';
 import { GlobalRwsemPolicy } from '../globalRwsem.js';
+import { MAY, RO, RW, at, closeOps, pages, run } from './mmTestKit.js';
 
-const BASE = 0x10000000;
-/** The address of column `col` of a diagram. */
-const at = (col: number): number => BASE + col * PAGE_SIZE;
 /** The anonymous pgoff of column `col` (`addr >> PAGE_SHIFT`, as do_mmap gives it). */
 const pg = (col: number): number => at(col) / PAGE_SIZE;
-const pages = (n: number): number => n * PAGE_SIZE;
 
-const MAY = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
-/** A private anonymous PROT_READ|PROT_WRITE mapping: charged, hence VM_ACCOUNT. */
-const RW = VM_READ | VM_WRITE | MAY | VM_ACCOUNT;
-/** RW faulted (so with an anon_vma), then mprotect(PROT_READ): mprotect_fixup keeps the charge, so VM_ACCOUNT stays. */
-const RO = VM_READ | MAY | VM_ACCOUNT;
 /**
  * RW never faulted (no anon_vma), then mprotect(PROT_READ): Linux 6.7+ mprotect_fixup drops
  * VM_ACCOUNT (nothing to charge for); making it writable again charges it anew, back to RW.
@@ -83,18 +69,6 @@ const FILE_NONE = MAY;
 /** The flags tools/testing/vma uses for its hand-made VMAs. */
 const KFLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE;
 
-/** vm_operations with a close hook (counting its calls): such a VMA may grow but never be deleted by a merge. */
-function closeOps(): VmOperations & { closed: number } {
-  return {
-    name: 'test-close',
-    closed: 0,
-    *close(this: { closed: number }) {
-      this.closed++;
-      yield* [];
-    },
-  };
-}
-
 const FD_CLOSE = 3;
 const FD_PLAIN = 4;
 
@@ -102,13 +76,6 @@ function newMm(layout: MmLayout = {}): MmStruct {
   const mm = new MmStruct(1, new GlobalRwsemPolicy(), layout);
   checkMmInvariants(mm);
   return mm;
-}
-
-/** Run one operation to completion, then check every invariant of the mm. */
-function run<T>(mm: MmStruct, body: (task: MmTask) => MmGen<T>): T {
-  const result = runMmOp(mm, body);
-  checkMmInvariants(mm);
-  return result;
 }
 
 /** mmap(MAP_FIXED) an anonymous private range of `n` pages at column `col`. */
