@@ -177,7 +177,15 @@ export { MmInvariantError, checkMmInvariants } from './mm/invariants.js';
 export { type HookSite, type LockPolicy, type MmLockGuard, type ProvidedLock } from './mm/lockPolicy.js';
 export { sysMadvise } from './mm/madvise.js';
 export { accountable, mmapRegion, sysMmap, vmProtBits } from './mm/mmap.js';
-export { LockAssertionError, mmapAssertLocked, mmapAssertWriteLocked } from './mm/mmapLock.js';
+export {
+  LockAssertionError,
+  mmapAssertLocked,
+  mmapAssertWriteLocked,
+  rangeAssertCovered,
+  vmaAssertLocked,
+  vmaAssertWriteLocked,
+  vmaStartWriteRange,
+} from './mm/mmapLock.js';
 export { MMAP_MIN_GAP, type MmLayout, MmStruct, TASK_UNMAPPED_BASE, type VmaEvents } from './mm/mmStruct.js';
 export { sysMprotect } from './mm/mprotect.js';
 export { sysMremap } from './mm/mremap.js';
@@ -193,6 +201,7 @@ export {
   canMergeBefore,
   mayRemove,
   propsMergeable,
+  shareAreaLock,
   splitVma,
   splitVmaUnchecked,
   vmaMergeNewRange,

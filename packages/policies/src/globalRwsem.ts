@@ -7,6 +7,7 @@ import {
   type ProvidedLock,
   type SimThread,
   TASK_SIZE,
+  type Vma,
   mmapAssertLocked,
   mmapAssertWriteLocked,
 } from '@vmalock/core';
@@ -99,6 +100,15 @@ export class GlobalRwsemPolicy implements LockPolicy {
 
   provides(site: HookSite): readonly ProvidedLock[] {
     return PROVIDES[site];
+  }
+
+  isVmaWriteLocked(mm: MmStruct, _vma: Vma): boolean {
+    return mm.mmapSem.writer !== null;
+  }
+
+  isVmaLocked(guard: MmLockGuard, _vma: Vma): boolean {
+    const sem = guard.mm.mmapSem;
+    return sem.writer === guard.thread || sem.readers.includes(guard.thread);
   }
 
   assertModify(guard: MmLockGuard, _start: number, _end: number): void {

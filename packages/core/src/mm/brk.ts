@@ -1,3 +1,4 @@
+import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import { unmapRange } from './munmap.js';
 import { type MmTask, pageAlign } from './task.js';
 import { PAGE_SIZE, VM_ACCOUNT, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_WRITE } from './uapi.js';
@@ -14,11 +15,23 @@ export const BRK_VM_FLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_M
  */
 export function* sysBrk(task: MmTask, brk: number): MmGen<number> {
   const { mm, thread } = task;
-  const oldAligned = pageAlign(mm.brk);
-  const newAligned = pageAlign(brk);
-  const top = Math.max(oldAligned, newAligned) + PAGE_SIZE;
-  const guard = yield* mm.policy.lockForModify(mm, thread, Math.min(mm.startBrk, oldAligned, newAligned), top);
-  mm.policy.assertModify(guard, Math.min(mm.startBrk, oldAligned, newAligned), top);
+  // The range brk may change: from the heap's start to a page past the higher break. mm.brk is
+  // read before the lock; a policy that does not lock everything may see it move meanwhile, so
+  // the range is checked again under the lock.
+  const span = (): [number, number] => {
+    const oldAligned = pageAlign(mm.brk);
+    const newAligned = pageAlign(brk);
+    return [Math.min(mm.startBrk, oldAligned, newAligned), Math.max(oldAligned, newAligned) + PAGE_SIZE];
+  };
+  let [low, top] = span();
+  let guard = yield* mm.policy.lockForModify(mm, thread, low, top);
+  for (let [l, t] = span(); l < low || t > top; [l, t] = span()) {
+    yield* mm.policy.unlock(guard);
+    [low, top] = [l, t];
+    guard = yield* mm.policy.lockForModify(mm, thread, low, top);
+  }
+  rangeAssertCovered(guard, low, top, 'brk changes the heap');
+  yield* vmaStartWriteRange(guard, low, top, true);
   const origBrk = mm.brk;
   let result = origBrk;
   if (brk >= mm.startBrk) {

@@ -1,4 +1,5 @@
 import type { MmLockGuard } from './lockPolicy.js';
+import { vmaAssertLocked } from './mmapLock.js';
 import type { MmStruct } from './mmStruct.js';
 import { Page, zeroPage } from './pageTables.js';
 import type { MmTask } from './task.js';
@@ -27,6 +28,9 @@ export type FaultAccess = 'read' | 'write' | 'exec';
  */
 export type FaultResult = 'ok' | 'SEGV_MAPERR' | 'SEGV_ACCERR' | 'SIGBUS';
 
+/** Inside the fault path: a speculative attempt was aborted (`VM_FAULT_RETRY`); never returned to callers. */
+type FaultOutcome = FaultResult | 'RETRY';
+
 /**
  * A user page fault at `addr` (`handle_mm_fault` via the arch fault handler): takes what the
  * lock policy gives a fault, grows a stack where the kernel would, and maps the page.
@@ -34,9 +38,16 @@ export type FaultResult = 'ok' | 'SEGV_MAPERR' | 'SEGV_ACCERR' | 'SIGBUS';
  */
 export function* handleMmFault(task: MmTask, addr: number, access: FaultAccess): MmGen<FaultResult> {
   const { mm, thread } = task;
-  const guard = yield* mm.policy.lockForFault(mm, thread, addr);
-  const result = yield* faultLocked(task, guard, addr, access, true);
+  let guard = yield* mm.policy.lockForFault(mm, thread, addr, false);
+  let result = yield* faultUnder(task, guard, addr, access, true);
   yield* mm.policy.unlock(guard);
+  if (result === 'RETRY') {
+    // A speculative attempt saw the VMA or its page table change: once more, under a real lock.
+    guard = yield* mm.policy.lockForFault(mm, thread, addr, true);
+    result = yield* faultUnder(task, guard, addr, access, true);
+    yield* mm.policy.unlock(guard);
+    if (result === 'RETRY') throw new Error(`${mm.policy.name}: a fault retried after an abort was aborted again (lockForFault(retry) must not speculate)`);
+  }
   if (result === 'SEGV_MAPERR' || result === 'SEGV_ACCERR') mm.faultCounts.sigsegv++;
   if (result === 'SIGBUS') mm.faultCounts.sigbus++;
   return result;
@@ -54,10 +65,17 @@ export function accessAllowed(vma: Vma, access: FaultAccess): boolean {
  * `mayGrowStack`: only a user fault may expand a stack VMA.
  */
 export function* faultLocked(task: MmTask, guard: MmLockGuard, addr: number, access: FaultAccess, mayGrowStack: boolean): MmGen<FaultResult> {
+  const r = yield* faultUnder(task, guard, addr, access, mayGrowStack);
+  if (r === 'RETRY') throw new Error(`${task.mm.policy.name}: a speculative guard was used where only a real lock is allowed (get_user_pages)`);
+  return r;
+}
+
+function* faultUnder(task: MmTask, guard: MmLockGuard, addr: number, access: FaultAccess, mayGrowStack: boolean): MmGen<FaultOutcome> {
   const { mm } = task;
   mm.policy.assertStable(guard, addr);
   let vma = mm.findVma(addr);
   if (vma === null) return 'SEGV_MAPERR';
+  vmaAssertLocked(guard, vma, 'the fault reads the VMA');
   if (vma.start > addr) {
     if (!mayGrowStack || (vma.flags & VM_GROWSDOWN) === 0) return 'SEGV_MAPERR';
     const grown = yield* expandStack(mm, guard, vma, addr);
@@ -65,7 +83,7 @@ export function* faultLocked(task: MmTask, guard: MmLockGuard, addr: number, acc
     vma = grown;
   }
   if (!accessAllowed(vma, access)) return 'SEGV_ACCERR';
-  return yield* handlePte(task, vma, addr, access === 'write');
+  return yield* handlePte(task, guard, vma, addr, access === 'write');
 }
 
 /**
@@ -84,7 +102,7 @@ function* expandStack(mm: MmStruct, guard: MmLockGuard, vma: Vma, addr: number):
   if (!(yield* mm.policy.beginStackGrowth(guard, newStart))) return null;
   // Another fault may have grown it while we waited for the growth lock.
   if (vma.start > newStart && !vma.detached) {
-    mm.setVmaRangeUnchecked(vma, newStart, vma.end, vma.pgoff - (vma.start - newStart) / PAGE_SIZE);
+    mm.growStackUnchecked(vma, newStart);
     mm.faultCounts.stackGrowth++;
   }
   yield* mm.policy.endStackGrowth(guard);
@@ -145,14 +163,15 @@ function pageCachePage(vma: Vma, index: number): Page {
  * fault (copy-on-write, or `page_mkwrite` for a shared file page). PTE updates run under the
  * split PTE lock; installing tables and huge PMDs under `page_table_lock`.
  */
-function* handlePte(task: MmTask, vma: Vma, addr: number, write: boolean): MmGen<FaultResult> {
+function* handlePte(task: MmTask, guard: MmLockGuard, vma: Vma, addr: number, write: boolean): MmGen<FaultOutcome> {
+  const valid = (): boolean => task.mm.policy.revalidateFault?.(guard) ?? true;
   const { mm, thread } = task;
   const pt = mm.pageTables;
   const page = Math.floor(addr / PAGE_SIZE) * PAGE_SIZE;
   const present = pt.lookup(page);
   if (present !== null) {
     if (!write || present.writable) return 'ok';
-    return yield* wpFault(task, vma, page, present.page, present.huge);
+    return yield* wpFault(task, guard, vma, page, present.page, present.huge);
   }
   const vmf: VmFault = { vma, address: page, pgoff: vma.pgoffOf(page), write, thread };
   if (vma.isAnonymous()) {
@@ -161,6 +180,10 @@ function* handlePte(task: MmTask, vma: Vma, addr: number, write: boolean): MmGen
     if (write || (vma.flags & VM_SHARED) !== 0 || thpAllowed(mm, vma, page)) anonVmaPrepare(mm, vma);
     if (thpAllowed(mm, vma, page)) {
       yield pt.pageTableLock.lock();
+      if (!valid()) {
+        yield pt.pageTableLock.unlock();
+        return 'RETRY';
+      }
       const base = Math.floor(page / HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE;
       if (pt.lookup(base) === null && (pt.pmd(base)?.pte?.present ?? 0) === 0) {
         pt.setHugePmd(base, new Page(true, true), (vma.flags & VM_WRITE) !== 0);
@@ -171,6 +194,10 @@ function* handlePte(task: MmTask, vma: Vma, addr: number, write: boolean): MmGen
     }
     const table = pt.pteTableFor(page);
     yield table.ptl.lock();
+    if (!valid()) {
+      yield table.ptl.unlock();
+      return 'RETRY';
+    }
     if (pt.lookup(page) === null) {
       if (write || (vma.flags & VM_SHARED) !== 0) pt.setPte(page, new Page(true, false), (vma.flags & VM_WRITE) !== 0);
       else pt.setPte(page, zeroPage, false);
@@ -197,6 +224,10 @@ function* handlePte(task: MmTask, vma: Vma, addr: number, write: boolean): MmGen
   }
   const table = pt.pteTableFor(page);
   yield table.ptl.lock();
+  if (!valid()) {
+    yield table.ptl.unlock();
+    return 'RETRY';
+  }
   if (pt.lookup(page) === null) {
     if (!shared && write) {
       // Private write: copy the file page into a new anonymous page.
@@ -213,17 +244,22 @@ function* handlePte(task: MmTask, vma: Vma, addr: number, write: boolean): MmGen
 }
 
 /** `do_wp_page()`: a write to a present read-only page of a writable VMA. */
-function* wpFault(task: MmTask, vma: Vma, addr: number, page: Page, huge: boolean): MmGen<FaultResult> {
+function* wpFault(task: MmTask, guard: MmLockGuard, vma: Vma, addr: number, page: Page, huge: boolean): MmGen<FaultOutcome> {
   const { mm, thread } = task;
   const pt = mm.pageTables;
+  const valid = (): boolean => mm.policy.revalidateFault?.(guard) ?? true;
   if (huge) {
     // A write to a shared (after fork) THP: split it, then handle the PTE.
     yield pt.pageTableLock.lock();
+    if (!valid()) {
+      yield pt.pageTableLock.unlock();
+      return 'RETRY';
+    }
     pt.splitHugePmd(addr);
     yield pt.pageTableLock.unlock();
     const view = pt.lookup(addr);
     if (view === null || view.writable) return 'ok';
-    return yield* wpFault(task, vma, addr, view.page, false);
+    return yield* wpFault(task, guard, vma, addr, view.page, false);
   }
   const shared = (vma.flags & VM_SHARED) !== 0;
   if (shared && !page.anon && vma.vmOps?.pageMkwrite !== undefined) {
@@ -232,6 +268,10 @@ function* wpFault(task: MmTask, vma: Vma, addr: number, page: Page, huge: boolea
   }
   const table = pt.pteTableFor(addr);
   yield table.ptl.lock();
+  if (!valid()) {
+    yield table.ptl.unlock();
+    return 'RETRY';
+  }
   const now = pt.lookup(addr);
   if (now !== null && !now.writable) {
     if (shared || (now.page.anon && now.page.mapcount === 1 && !now.page.zero)) {

@@ -1,6 +1,6 @@
 import type { SimThread } from '../sim/thread.js';
 import type { MmStruct } from './mmStruct.js';
-import type { MmGen } from './vma.js';
+import type { MmGen, Vma } from './vma.js';
 
 /**
  * What a lock policy hands an operation: the locks it now holds. Only the policy reads
@@ -57,9 +57,18 @@ export interface LockPolicy {
   /**
    * Page fault at `addr`: afterwards the VMA containing `addr` (if any) cannot change or go
    * away until unlock, and neither can its neighbour below (stack growth reads it). Hooks run
-   * under `provides('fault')`.
+   * under `provides('fault')`. `retry`: an earlier attempt under a speculative guard was
+   * aborted by `revalidateFault` (spf); the policy must now take a lock that cannot abort.
    */
-  lockForFault(mm: MmStruct, thread: SimThread, addr: number): MmGen<MmLockGuard>;
+  lockForFault(mm: MmStruct, thread: SimThread, addr: number, retry?: boolean): MmGen<MmLockGuard>;
+
+  /**
+   * A speculative fault (spf) is about to install its page: called under the PTE lock (or
+   * `page_table_lock` for a huge PMD) just before the page-table update. True: go on. False:
+   * the VMA or the page table changed since `lockForFault`; the fault installs nothing, unlocks
+   * and calls `lockForFault(..., retry = true)`. Policies without speculation need not define it.
+   */
+  revalidateFault?(guard: MmLockGuard): boolean;
 
   /** Read-side work over [start, end) (madvise(DONTNEED), get_user_pages): VMAs there are stable. */
   lockForRead(mm: MmStruct, thread: SimThread, start: number, end: number): MmGen<MmLockGuard>;
@@ -81,6 +90,35 @@ export interface LockPolicy {
 
   /** The whole address space: fork (the parent, read for 'read'), exit, /proc/pid/maps. */
   lockAll(mm: MmStruct, thread: SimThread, mode: 'read' | 'write'): MmGen<MmLockGuard>;
+
+  /**
+   * About to change or remove `vma` (its range, flags, anon_vma) under the write guard `guard`:
+   * per-vma takes the VMA's write lock here (`vma_start_write`, waiting for its readers).
+   * Operations call it, through `vmaStartWriteRange`, on every VMA they may touch, before the
+   * first change. Policies whose guard already excludes the VMA's readers need not define it.
+   */
+  vmaStartWrite?(guard: MmLockGuard, vma: Vma): MmGen<void>;
+
+  /**
+   * mremap (R5): extend the write guard to [start, end) as well (the move's target). A policy
+   * that locks in address order may release the source to take a lower target first, then
+   * retake and revalidate it: false means the source changed meanwhile, the caller must unlock
+   * and start the mremap over. Policies whose guard already covers everything need not define it.
+   */
+  lockTarget?(guard: MmLockGuard, start: number, end: number): MmGen<boolean>;
+
+  /**
+   * unmap (R6): the VMAs of [start, end) were detached from the tree; their cleanup (zap,
+   * `vm_ops->close`) follows under the guard. A range-lock policy keeps the range occupied (a
+   * dummy VMA) so nobody maps it again until `unlock`. Called in the same step as the detach.
+   */
+  afterDetach?(guard: MmLockGuard, start: number, end: number): void;
+
+  /** Is `vma` write-locked now (`vma_assert_write_locked`): nobody else can read or change it? */
+  isVmaWriteLocked(mm: MmStruct, vma: Vma): boolean;
+
+  /** Is `vma` stable under `guard` (`vma_assert_locked`): read- or write-locked by its holder? */
+  isVmaLocked(guard: MmLockGuard, vma: Vma): boolean;
 
   /** Relax a write guard to read (munmap's zap, R10). */
   downgrade(guard: MmLockGuard): MmGen<void>;

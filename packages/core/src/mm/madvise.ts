@@ -1,4 +1,5 @@
 import type { MmLockGuard } from './lockPolicy.js';
+import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import { type MmTask, pageAlign } from './task.js';
 import {
   EAGAIN,
@@ -82,7 +83,10 @@ export function* sysMadvise(task: MmTask, start: number, len: number, advice: nu
     ? yield* mm.policy.lockForRead(mm, thread, start, end)
     : yield* mm.policy.lockForModify(mm, thread, start, end);
   if (READ_SIDE.has(advice)) mm.policy.assertStable(guard, start);
-  else mm.policy.assertModify(guard, start, end);
+  else {
+    rangeAssertCovered(guard, start, end, 'madvise changes the flags of the VMAs of its range');
+    yield* vmaStartWriteRange(guard, start, end, true);
+  }
   let unmappedError = 0;
   let error = 0;
   let tmp = start;

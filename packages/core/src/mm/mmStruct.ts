@@ -2,6 +2,7 @@ import { RwSemaphore } from '../sim/rwSemaphore.js';
 import type { LockPolicy } from './lockPolicy.js';
 import { PageTables } from './pageTables.js';
 import { DEFAULT_MAX_MAP_COUNT, ENOMEM, HPAGE_PMD_SIZE, MAP_FIXED, MAP_SHARED, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE } from './uapi.js';
+import { vmaAssertWriteLocked } from './mmapLock.js';
 import { type MmFile, type Vma, vmEndGap, vmStartGap } from './vma.js';
 import { VmaTree } from './vmaTree.js';
 
@@ -21,8 +22,15 @@ export interface VmaEvents {
   merged?(survivor: Vma, removed: Vma): void;
   /** `vma` entered the tree. */
   inserted?(vma: Vma): void;
-  /** `vma` left the tree (unmapped). */
+  /** `vma` was unmapped (after its cleanup began: zap, `vm_ops->close`). */
   removed?(vma: Vma): void;
+  /** `vma` (a VMA or a dummy) was taken out of the tree, for any reason (unmap, merge, exit). */
+  erased?(vma: Vma): void;
+  /**
+   * A VMA is about to be inserted over, or grown over, [start, end) (the range was free of
+   * visible VMAs): a range-lock policy moves its own dummy VMAs out of the way (R3).
+   */
+  occupying?(start: number, end: number): void;
 }
 
 /** Layout and limits of a new mm. */
@@ -160,8 +168,9 @@ export class MmStruct {
 
   // --- tree updates (unchecked: the caller holds what the policy requires) ---
 
-  /** Insert a VMA into the tree and account it. */
+  /** Insert a VMA into the tree and account it (a new VMA: nobody can hold a lock on it yet). */
   insertVmaUnchecked(vma: Vma): void {
+    if (!vma.dummy && this.dummyCount > 0) this.events.occupying?.(vma.start, vma.end);
     this.tree.insert(vma);
     vma.detached = false;
     if (vma.dummy) this.dummyCount++;
@@ -172,8 +181,9 @@ export class MmStruct {
     this.events.inserted?.(vma);
   }
 
-  /** Remove a VMA from the tree and unaccount it. */
+  /** Remove a VMA from the tree and unaccount it. Context: `vma` is write-locked (a dummy: by its policy). */
   eraseVmaUnchecked(vma: Vma): void {
+    if (!vma.dummy) vmaAssertWriteLocked(this, vma, 'a VMA leaves the tree');
     this.tree.erase(vma);
     vma.detached = true;
     if (vma.dummy) this.dummyCount--;
@@ -181,10 +191,35 @@ export class MmStruct {
       this.mapCount--;
       this.totalVm -= vma.pages;
     }
+    this.events.erased?.(vma);
   }
 
-  /** Change a VMA's range in place (`vma_set_range`), keeping the tree's gaps right. */
+  /** Change a VMA's range in place (`vma_set_range`), keeping the tree's gaps right. Context: `vma` is write-locked. */
   setVmaRangeUnchecked(vma: Vma, start: number, end: number, pgoff: number): void {
+    if (!vma.dummy) {
+      vmaAssertWriteLocked(this, vma, 'a VMA changes its range');
+      if (this.dummyCount > 0) this.#occupy(vma, start, end);
+    }
+    this.#setRange(vma, start, end, pgoff);
+  }
+
+  /**
+   * Stack growth (`expand_downwards`): `vma` grows down to `start`. Context: the fault's guard
+   * plus what `LockPolicy.beginStackGrowth` took (R9), not a write lock on the VMA.
+   */
+  growStackUnchecked(vma: Vma, start: number): void {
+    const pgoff = vma.pgoff - (vma.start - start) / PAGE_SIZE;
+    if (this.dummyCount > 0) this.#occupy(vma, start, vma.end);
+    this.#setRange(vma, start, vma.end, pgoff);
+  }
+
+  /** The parts of [start, end) that `vma` does not cover yet are about to be occupied by it. */
+  #occupy(vma: Vma, start: number, end: number): void {
+    if (start < vma.start) this.events.occupying?.(start, Math.min(end, vma.start));
+    if (end > vma.end) this.events.occupying?.(Math.max(start, vma.end), end);
+  }
+
+  #setRange(vma: Vma, start: number, end: number, pgoff: number): void {
     const oldStart = vma.start;
     const oldPages = vma.pages;
     vma.start = start;

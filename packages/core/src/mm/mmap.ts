@@ -1,6 +1,7 @@
 import type { SimThread } from '../sim/thread.js';
 import { populate } from './fault.js';
 import type { MmLockGuard } from './lockPolicy.js';
+import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import type { MmStruct } from './mmStruct.js';
 import { unmapRange } from './munmap.js';
 import { type MmTask, pageAlign } from './task.js';
@@ -225,12 +226,14 @@ export function* mmapRegion(
   pgoff: number,
 ): MmGen<number> {
   const end = addr + len;
-  mm.policy.assertModify(guard, addr, end);
+  rangeAssertCovered(guard, addr, end, 'mmap_region changes the VMAs of its range');
   if (mm.findVmaIntersection(addr, end) !== null) {
     // Replacing needs room for one more VMA when a mapping is cut in three.
     const r = yield* unmapRange(mm, thread, guard, addr, end, false);
     if (r < 0) return r;
   }
+  // A merge may grow the VMA ending at addr or the one starting at end.
+  yield* vmaStartWriteRange(guard, addr, end, true);
   const vmOps = file?.vmOps ?? null;
   const merged = vmaMergeNewRange(mm, addr, end, { flags: vmFlags, file, vmOps, anonVma: null }, pgoff);
   if (merged !== null) return addr;

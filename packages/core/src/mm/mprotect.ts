@@ -1,3 +1,4 @@
+import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import { vmProtBits } from './mmap.js';
 import { type MmTask, pageAlign } from './task.js';
 import {
@@ -45,7 +46,8 @@ export function* sysMprotect(task: MmTask, start: number, len: number, prot: num
   // arch_validate_prot() runs only here, after the zero-length return, as in do_mprotect_pkey().
   if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) !== 0) return -EINVAL;
   const guard = yield* mm.policy.lockForModify(mm, thread, start, end);
-  mm.policy.assertModify(guard, start, end);
+  rangeAssertCovered(guard, start, end, 'mprotect changes the VMAs of its range');
+  yield* vmaStartWriteRange(guard, start, end, true);
   const result = yield* mprotectLocked(task, start, end, prot, grows);
   yield* mm.policy.unlock(guard);
   return result;

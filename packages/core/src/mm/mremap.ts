@@ -1,5 +1,6 @@
 import type { SimThread } from '../sim/thread.js';
 import type { MmLockGuard } from './lockPolicy.js';
+import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import type { MmStruct } from './mmStruct.js';
 import { unmapRange } from './munmap.js';
 import { type MmTask, pageAlign } from './task.js';
@@ -42,10 +43,25 @@ export function* sysMremap(task: MmTask, addr: number, oldLen: number, newLen: n
   newLen = pageAlign(newLen);
   if (newLen === 0) return -EINVAL;
   if (addr + oldLen > TASK_SIZE || newLen > TASK_SIZE) return -EINVAL;
-  const guard = yield* mm.policy.lockForRemap(mm, thread, addr, addr + oldLen);
-  const r = yield* mremapLocked(mm, thread, guard, addr, oldLen, newLen, flags, newAddr);
-  yield* mm.policy.unlock(guard);
-  return r;
+  for (;;) {
+    const guard = yield* mm.policy.lockForRemap(mm, thread, addr, addr + oldLen);
+    const r = yield* mremapLocked(mm, thread, guard, addr, oldLen, newLen, flags, newAddr);
+    yield* mm.policy.unlock(guard);
+    // R5: the source had to be released to lock a lower target and changed meanwhile.
+    if (r !== 'restart') return r;
+  }
+}
+
+/**
+ * Extend the guard over the move's target [start, end) (R5) and write-lock the VMAs there and
+ * next to it. 'restart': the source changed while the policy re-took it; 'taken': a target
+ * chosen by get_unmapped_area was mapped by someone else before it was locked.
+ */
+function* lockTarget(mm: MmStruct, guard: MmLockGuard, start: number, end: number, mustBeFree: boolean): MmGen<'ok' | 'restart' | 'taken'> {
+  if (mm.policy.lockTarget !== undefined && !(yield* mm.policy.lockTarget(guard, start, end))) return 'restart';
+  if (mustBeFree && mm.findVmaIntersection(start, end) !== null) return 'taken';
+  yield* vmaStartWriteRange(guard, start, end, true);
+  return 'ok';
 }
 
 function* mremapLocked(
@@ -57,10 +73,11 @@ function* mremapLocked(
   newLen: number,
   flags: number,
   newAddr: number,
-): MmGen<number> {
-  mm.policy.assertModify(guard, addr, addr + oldLen);
+): MmGen<number | 'restart'> {
+  rangeAssertCovered(guard, addr, addr + oldLen, 'mremap changes the VMAs of its source');
   let vma = mm.vmaLookup(addr);
   if (vma === null) return -EFAULT;
+  yield* vmaStartWriteRange(guard, addr, addr + oldLen, true);
 
   if ((flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0) {
     // mremap_to(): a move to `newAddr` (MREMAP_FIXED, unmapping what is there) or, for
@@ -71,6 +88,7 @@ function* mremapLocked(
     if (newAddr < addr + oldLen && addr < newAddr + newLen) return -EINVAL;
     if (mm.mapCount + 2 >= mm.maxMapCount - 3) return -ENOMEM;
     if (fixed) {
+      if ((yield* lockTarget(mm, guard, newAddr, newAddr + newLen, false)) !== 'ok') return 'restart';
       const r = yield* unmapRange(mm, thread, guard, newAddr, newAddr + newLen, false);
       if (r < 0) return r;
     }
@@ -85,6 +103,7 @@ function* mremapLocked(
     if (bad < 0) return bad;
     const target = fixed ? newAddr : mm.getUnmappedArea(newLen, newAddr, mapFlagsOf(vma), vma.file, vma.flags);
     if (target < 0) return target;
+    if (!fixed && (yield* lockTarget(mm, guard, target, target + newLen, true)) !== 'ok') return 'restart';
     return yield* moveVma(mm, thread, guard, vma, addr, oldLen, newLen, target, flags);
   }
 
@@ -111,6 +130,7 @@ function* mremapLocked(
   if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;
   const target = mm.getUnmappedArea(newLen, 0, mapFlagsOf(vma), vma.file, vma.flags);
   if (target < 0) return target;
+  if ((yield* lockTarget(mm, guard, target, target + newLen, true)) !== 'ok') return 'restart';
   return yield* moveVma(mm, thread, guard, vma, addr, oldLen, newLen, target, flags);
 }
 

@@ -1,8 +1,9 @@
 import type { SimThread } from '../sim/thread.js';
 import type { MmLockGuard } from './lockPolicy.js';
+import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import type { MmStruct } from './mmStruct.js';
 import { type MmTask, pageAlign } from './task.js';
-import { EINVAL, ENOMEM, PAGE_SIZE, TASK_SIZE } from './uapi.js';
+import { EINVAL, ENOMEM, PAGE_SIZE, TASK_SIZE, VM_GROWSDOWN } from './uapi.js';
 import type { MmGen, Vma } from './vma.js';
 import { splitVmaUnchecked } from './vmaMerge.js';
 
@@ -27,17 +28,25 @@ export function* sysMunmap(task: MmTask, addr: number, len: number): MmGen<numbe
  * `do_vmi_align_munmap()`: split the VMAs at the range's ends, detach everything inside, then
  * (after downgrading the guard when `mayDowngrade`) zap the pages and run `vm_ops->close`.
  * Fails with -ENOMEM, changing nothing, when both ends split one VMA at `max_map_count`.
+ * The guard is not downgraded when the next VMA is a stack (VM_GROWSDOWN): it could grow into
+ * the range under a read lock while the zap runs; that VMA is write-locked instead (Linux 6.4's
+ * "write-lock adjacent VMAs if they can grow into unmapped area").
  * Context: `guard` allows modifying [start, end).
  */
 export function* unmapRange(mm: MmStruct, thread: SimThread, guard: MmLockGuard, start: number, end: number, mayDowngrade: boolean): MmGen<number> {
-  mm.policy.assertModify(guard, start, end);
+  rangeAssertCovered(guard, start, end, 'munmap changes the VMAs of its range');
+  yield* vmaStartWriteRange(guard, start, end, false);
   const gathered = detachRange(mm, start, end);
   if (typeof gathered === 'number') return gathered;
   const { detached, created } = gathered;
   if (detached.length === 0) return 0;
+  mm.policy.afterDetach?.(guard, start, end);
   // __split_vma runs vm_ops->open on each new part (the kept side of a cut VMA).
   for (const vma of created) if (vma.vmOps?.open !== undefined) yield* vma.vmOps.open(vma, thread);
-  if (mayDowngrade) yield* mm.policy.downgrade(guard);
+  const next = mm.findVma(end);
+  if (next !== null && (next.flags & VM_GROWSDOWN) !== 0) {
+    if (mm.policy.vmaStartWrite !== undefined) yield* mm.policy.vmaStartWrite(guard, next);
+  } else if (mayDowngrade) yield* mm.policy.downgrade(guard);
   mm.pageTables.zap(start, end);
   for (const vma of detached) {
     mm.events.removed?.(vma);

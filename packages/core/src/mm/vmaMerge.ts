@@ -1,4 +1,5 @@
 import type { SimThread } from '../sim/thread.js';
+import { vmaAssertWriteLocked } from './mmapLock.js';
 import type { MmStruct } from './mmStruct.js';
 import { ENOMEM, HPAGE_PMD_SIZE, PAGE_SIZE, VM_SPECIAL } from './uapi.js';
 import { type AnonVma, type MmFile, type MmGen, Vma, type VmOperations } from './vma.js';
@@ -35,6 +36,14 @@ export function propsMergeable(vma: Vma, props: VmaProps): boolean {
   if (vma.dummy) return false;
   if ((vma.flags & VM_SPECIAL) !== 0 || (props.flags & VM_SPECIAL) !== 0) return false;
   return vma.flags === props.flags && vma.file === props.file && vma.vmOps === props.vmOps && anonVmaCompatible(vma.anonVma, props.anonVma);
+}
+
+/**
+ * R7: two VMAs merge into one only when they share one `vm_area_lock` (range-lock policies;
+ * every other policy leaves `areaLock` null, so this always holds).
+ */
+export function shareAreaLock(a: Vma, b: Vma): boolean {
+  return a.areaLock === b.areaLock;
 }
 
 /** May `vma` be deleted by a merge? Not when its vm_ops has `close`. */
@@ -81,7 +90,7 @@ export function vmaMergeNewRange(mm: MmStruct, start: number, end: number, props
   const next = adjacentAbove(mm, end);
   const left = canMergeAfter(prev, start, props, pgoff);
   const right = canMergeBefore(next, start, end, props, pgoff);
-  if (left && right && anonVmaCompatible(prev.anonVma, next.anonVma) && mayRemove(next)) {
+  if (left && right && anonVmaCompatible(prev.anonVma, next.anonVma) && mayRemove(next) && shareAreaLock(prev, next)) {
     // prev, the range and next become one VMA: prev expands over both.
     const nextEnd = next.end;
     absorb(mm, prev, next);
@@ -149,10 +158,10 @@ export function* vmaModify(mm: MmStruct, thread: SimThread, vma: Vma, start: num
   const left = canMergeAfter(prev, start, props, pgoff) && anonVmaCompatible(prev.anonVma, vma.anonVma);
   const right = canMergeBefore(next, start, end, props, pgoff) && anonVmaCompatible(next.anonVma, vma.anonVma);
 
-  if (left && start === vma.start && end === vma.end && mayRemove(vma)) {
+  if (left && start === vma.start && end === vma.end && mayRemove(vma) && shareAreaLock(prev, vma)) {
     // The whole VMA joins prev (and next too when it can go).
     const survivor = prev;
-    const nextGoes = right && mayRemove(next) && anonVmaCompatible(survivor.anonVma, next.anonVma);
+    const nextGoes = right && mayRemove(next) && anonVmaCompatible(survivor.anonVma, next.anonVma) && shareAreaLock(survivor, next);
     const newEnd = nextGoes ? next.end : vma.end;
     absorb(mm, survivor, vma);
     if (nextGoes) absorb(mm, survivor, next);
@@ -167,7 +176,7 @@ export function* vmaModify(mm: MmStruct, thread: SimThread, vma: Vma, start: num
     if (survivor.anonVma === null) survivor.anonVma = vma.anonVma;
     return survivor;
   }
-  if (right && end === vma.end && start === vma.start && mayRemove(vma)) {
+  if (right && end === vma.end && start === vma.start && mayRemove(vma) && shareAreaLock(next, vma)) {
     // The whole VMA joins next.
     const survivor = next;
     const survivorEnd = survivor.end;
@@ -195,6 +204,7 @@ export function* vmaModify(mm: MmStruct, thread: SimThread, vma: Vma, start: num
     const r = yield* splitVma(mm, thread, vma, end, false);
     if (typeof r === 'number') return r;
   }
+  vmaAssertWriteLocked(mm, vma, 'vma_modify changes its flags');
   vma.flags = props.flags;
   if (vma.anonVma === null) vma.anonVma = props.anonVma;
   return vma;

@@ -23,7 +23,9 @@ import {
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   MmFile,
+  type MmGen,
   type MmLayout,
+  type MmTask,
   MmStruct,
   PAGE_SIZE,
   PROT_NONE,
@@ -101,6 +103,24 @@ function vmaAt(mm: MmStruct, col: number): Vma {
   const vma = mm.vmaLookup(at(col));
   if (vma === null) throw new Error(`no VMA at column ${col}`);
   return vma;
+}
+
+/** Run `fn` (a direct call of a merge primitive) under mmap_sem for write, as its callers do. */
+function locked<T>(mm: MmStruct, fn: () => T): T {
+  return run(mm, (t) =>
+    lockedGen(t, function* () {
+      yield* [];
+      return fn();
+    }),
+  );
+}
+
+/** Run the generator `fn` under mmap_sem for write. */
+function* lockedGen<T>(t: MmTask, fn: () => MmGen<T>): MmGen<T> {
+  const guard = yield* t.mm.policy.lockAll(t.mm, t.thread, 'write');
+  const r = yield* fn();
+  yield* t.mm.policy.unlock(guard);
+  return r;
 }
 
 /** Insert a hand-made VMA over columns [from, to) with the anonymous pgoff, as tools/testing/vma's alloc_and_link_vma. */
@@ -309,7 +329,7 @@ describe('VM_SPECIAL: no merge (test_vma_merge_special_flags)', () => {
       // AAA*   (A and the range both special)
       const mm = newMm();
       const a = link(mm, 0, 3, KFLAGS | special);
-      expect(vmaMergeNewRange(mm, at(3), at(4), anonProps(KFLAGS | special), pg(3))).toBeNull();
+      expect(locked(mm, () => vmaMergeNewRange(mm, at(3), at(4), anonProps(KFLAGS | special), pg(3)))).toBeNull();
       checkMmInvariants(mm);
       expect(layout(mm)).toEqual([shape(0, 3, KFLAGS | special)]);
       expect(picture(mm, { A: a })).toBe('AAA');
@@ -321,7 +341,7 @@ describe('VM_SPECIAL: no merge (test_vma_merge_special_flags)', () => {
       const mm = newMm();
       const a = link(mm, 0, 3, KFLAGS | special);
       const b = link(mm, 3, 4, KFLAGS);
-      expect(run(mm, (t) => vmaModify(mm, t.thread, b, at(3), at(4), anonProps(KFLAGS | special)))).toBe(b);
+      expect(run(mm, (t) => lockedGen(t, () => vmaModify(mm, t.thread, b, at(3), at(4), anonProps(KFLAGS | special))))).toBe(b);
       expect(picture(mm, { A: a, B: b })).toBe('AAAB');
       expect(layout(mm)).toEqual([shape(0, 3, KFLAGS | special), shape(3, 4, KFLAGS | special)]);
     });
@@ -331,10 +351,10 @@ describe('VM_SPECIAL: no merge (test_vma_merge_special_flags)', () => {
     it('should merge both the new range and the modified range (the control)', () => {
       const mm = newMm();
       const a = link(mm, 0, 3, KFLAGS);
-      expect(vmaMergeNewRange(mm, at(3), at(4), anonProps(KFLAGS), pg(3))).toBe(a);
+      expect(locked(mm, () => vmaMergeNewRange(mm, at(3), at(4), anonProps(KFLAGS), pg(3)))).toBe(a);
       checkMmInvariants(mm);
       const b = link(mm, 4, 5, KFLAGS | VM_IO);
-      expect(run(mm, (t) => vmaModify(mm, t.thread, b, at(4), at(5), anonProps(KFLAGS)))).toBe(a);
+      expect(run(mm, (t) => lockedGen(t, () => vmaModify(mm, t.thread, b, at(4), at(5), anonProps(KFLAGS))))).toBe(a);
       expect(layout(mm)).toEqual([shape(0, 5, KFLAGS)]);
     });
   });
