@@ -4,74 +4,18 @@
 // every mm invariant holds at the end. A policy that takes mmap_sem only for read where it must
 // write is caught by the operations' held-lock assertions. A failure prints seed and schedule.
 import {
-  MADV_DONTFORK,
-  MADV_DONTNEED,
-  MADV_HUGEPAGE,
-  MAP_ANONYMOUS,
-  MAP_FIXED,
-  MAP_PRIVATE,
-  MREMAP_MAYMOVE,
   type MmGen,
   type MmLockGuard,
   MmStruct,
-  PROT_READ,
-  PROT_WRITE,
-  type Program,
   type SimThread,
   type StrategyName,
   checkMmInvariants,
-  handleMmFault,
   runProgram,
-  sysBrk,
-  sysMadvise,
-  sysMmap,
-  sysMprotect,
-  sysMremap,
   sysMunmap,
 } from '@vmalock/core';
 import { describe, expect, it } from 'vitest';
 import { GlobalRwsemPolicy } from './globalRwsem.js';
-
-const base = 0x40000000;
-const page = 0x1000;
-
-/** `threads` threads each making `calls` random mm calls in a 32-page window of one mm. */
-function workload(mm: MmStruct, threads: number, calls: number): Program {
-  return (sim) => {
-    for (let t = 0; t < threads; t++) {
-      sim.spawn(`task${t}`, function* (thread) {
-        const task = { thread, mm };
-        const rng = thread.rng;
-        for (let i = 0; i < calls; i++) {
-          const addr = base + rng.int(0, 31) * page;
-          const len = rng.int(1, 8) * page;
-          switch (rng.int(0, 8)) {
-            case 0:
-              yield* sysMmap(task, addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-              break;
-            case 1:
-              yield* sysMunmap(task, addr, len);
-              break;
-            case 2:
-              yield* sysMprotect(task, addr, len, rng.chance(0.5) ? PROT_READ : PROT_READ | PROT_WRITE);
-              break;
-            case 3:
-              yield* sysMremap(task, addr, len, len + page, MREMAP_MAYMOVE, 0);
-              break;
-            case 4:
-              yield* sysMadvise(task, addr, len, [MADV_DONTNEED, MADV_DONTFORK, MADV_HUGEPAGE][rng.int(0, 2)]!);
-              break;
-            case 5:
-              yield* sysBrk(task, mm.startBrk + rng.int(0, 4) * page);
-              break;
-            default:
-              yield* handleMmFault(task, addr + rng.int(0, 4095), rng.chance(0.5) ? 'write' : 'read');
-          }
-        }
-      });
-    }
-  };
-}
+import { base, page, workload } from './testing/mmWorkload.js';
 
 describe('global-rwsem', () => {
   describe.each<StrategyName>(['random', 'pct'])('having 3 threads of random mm calls (%s, 200 seeds)', (strategy) => {
