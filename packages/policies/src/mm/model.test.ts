@@ -29,7 +29,7 @@
 // runs use a max_map_count of 4-12 to reach every ENOMEM path.
 //
 // A failure prints the fast-check seed and path, the command that replays it
-// (VMALOCK_MODEL_SEED=... VMALOCK_MODEL_PATH=... npx vitest run --project policies src/mm/model),
+// (VMALOCK_MODEL_POLICY=... VMALOCK_MODEL_SEED=... VMALOCK_MODEL_PATH=... npx vitest run --project policies src/mm/model),
 // the shrunk command list with both sides' results, both maps texts and a picture of the window.
 // VMALOCK_MODEL_RUNS=N runs N scenarios instead of the default (for a deeper search).
 import fc from 'fast-check';
@@ -76,7 +76,7 @@ import {
   sysMremap,
   sysMunmap,
 } from '@vmalock/core';
-import { GlobalRwsemPolicy } from '../globalRwsem.js';
+import { POLICIES, createPolicy } from '../registry.js';
 import { ReferenceMm } from './referenceMm.js';
 
 const P = PAGE_SIZE;
@@ -379,9 +379,9 @@ interface Step {
 class ModelMismatch extends Error {}
 
 /** Run `specs` on a fresh simulated mm and a fresh reference; throw `ModelMismatch` at the first difference. */
-function runScenario(config: Config, specs: readonly CmdSpec[]): void {
+function runScenario(policy: string, config: Config, specs: readonly CmdSpec[]): void {
   const layout = { mmapBase: MMAP_BASE, maxMapCount: config.maxMapCount, startBrk: START_BRK, startStack: START_STACK };
-  const mm = new MmStruct(1, new GlobalRwsemPolicy(), layout);
+  const mm = new MmStruct(1, createPolicy(policy), layout);
   for (const [fd, file] of makeFiles()) mm.files.set(fd, file);
   const ref = new ReferenceMm(layout, makeFiles());
   const steps: Step[] = [];
@@ -537,14 +537,20 @@ function replayParameters(): fc.Parameters<[Config, CmdSpec[], CmdSpec[]]> {
   };
 }
 
-describe('ReferenceMm vs MmStruct', () => {
+// Every policy runs the same scenarios (the same fast-check seed): one thread never contends, so
+// each must give exactly the reference's results — global-rwsem's. VMALOCK_MODEL_POLICY=name
+// runs one policy only.
+const POLICY_FILTER = process.env.VMALOCK_MODEL_POLICY;
+const UNDER_TEST = POLICIES.map((p) => p.name).filter((n) => POLICY_FILTER === undefined || n === POLICY_FILTER);
+
+describe.each(UNDER_TEST)('ReferenceMm vs MmStruct under %s', (policy) => {
   describe('having random mm syscalls and faults on one thread', () => {
     it('should agree on every result and on /proc/pid/maps after every command', () => {
       const property = fc.property(
         configArb,
         fc.array(fillArb, { minLength: 1, maxLength: FILL_MAX, size: 'max' }),
         fc.array(cmdArb, { minLength: 1, maxLength: COMMANDS_MAX - FILL_MAX, size: 'max' }),
-        (config, fill, cmds) => runScenario(config, [...fill, ...cmds]),
+        (config, fill, cmds) => runScenario(policy, config, [...fill, ...cmds]),
       );
       const out = fc.check(property, replayParameters());
       if (!out.failed) return;
@@ -552,7 +558,7 @@ describe('ReferenceMm vs MmStruct', () => {
       throw new Error(
         [
           `seed=${out.seed} path="${out.counterexamplePath}" (after ${out.numRuns} runs, ${out.numShrinks} shrinks)`,
-          `replay: VMALOCK_MODEL_SEED=${out.seed} VMALOCK_MODEL_PATH="${out.counterexamplePath}" npx vitest run --project policies src/mm/model`,
+          `replay: VMALOCK_MODEL_POLICY=${policy} VMALOCK_MODEL_SEED=${out.seed} VMALOCK_MODEL_PATH="${out.counterexamplePath}" npx vitest run --project policies src/mm/model`,
           error,
         ].join('\n'),
       );
