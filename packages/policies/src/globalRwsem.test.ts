@@ -3,16 +3,7 @@
 // `random` and `pct` strategies (200 seeds each); no run deadlocks or fails an assertion, and
 // every mm invariant holds at the end. A policy that takes mmap_sem only for read where it must
 // write is caught by the operations' held-lock assertions. A failure prints seed and schedule.
-import {
-  type MmGen,
-  type MmLockGuard,
-  MmStruct,
-  type SimThread,
-  type StrategyName,
-  checkMmInvariants,
-  runProgram,
-  sysMunmap,
-} from '@vmalock/core';
+import { type MmGen, type MmLockGuard, MmStruct, type SimThread, type StrategyName, checkMmInvariants, runProgram, sysMunmap } from '@vmalock/core';
 import { describe, expect, it } from 'vitest';
 import { GlobalRwsemPolicy } from './globalRwsem.js';
 import { base, page, workload } from './testing/mmWorkload.js';

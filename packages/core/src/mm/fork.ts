@@ -1,4 +1,5 @@
 import type { LockPolicy } from './lockPolicy.js';
+import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import { MmStruct } from './mmStruct.js';
 import type { MmTask } from './task.js';
 import { TASK_SIZE, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK } from './uapi.js';
@@ -13,7 +14,7 @@ import { AnonVma, type MmGen, Vma } from './vma.js';
 export function* dupMmap(task: MmTask, childPid: number, childPolicy: LockPolicy): MmGen<MmStruct> {
   const { mm: parent, thread } = task;
   const guard = yield* parent.policy.lockAll(parent, thread, 'write');
-  parent.policy.assertModify(guard, 0, TASK_SIZE);
+  rangeAssertCovered(guard, 0, TASK_SIZE, 'dup_mmap copies every VMA');
   const child = new MmStruct(childPid, childPolicy, {
     mmapBase: parent.mmapBase,
     maxMapCount: parent.maxMapCount,
@@ -57,7 +58,8 @@ export function* dupMmap(task: MmTask, childPid: number, childPolicy: LockPolicy
 export function* exitMmap(task: MmTask): MmGen<void> {
   const { mm, thread } = task;
   const guard = yield* mm.policy.lockAll(mm, thread, 'write');
-  mm.policy.assertModify(guard, 0, TASK_SIZE);
+  rangeAssertCovered(guard, 0, TASK_SIZE, 'exit_mmap removes every VMA');
+  yield* vmaStartWriteRange(guard, 0, TASK_SIZE, false);
   const all = [...mm.tree.entries()];
   for (const vma of all) {
     mm.pageTables.zap(vma.start, vma.end);

@@ -122,6 +122,8 @@ function* mremapLocked(
     const delta = newLen - oldLen;
     const start = vma.end;
     const props = { flags: vma.flags, file: vma.file, vmOps: vma.vmOps, anonVma: vma.anonVma };
+    // The VMA after the new part may be merged away: it is write-locked like any VMA changed.
+    yield* vmaStartWriteRange(guard, start, start + delta, true);
     if (vmaMergeNewRange(mm, start, start + delta, props, vma.pgoffOf(start)) === null) {
       mm.setVmaRangeUnchecked(vma, vma.start, start + delta, vma.pgoff);
     }

@@ -11,6 +11,8 @@ import type { SimThread } from './thread.js';
  *
  * Each acquisition is its own `RangeLockRequest` (a `SimLock` the engine queues and hands off
  * like any lock): `const r = rl.request(start, end, 'write'); yield r.lock(); ...; yield r.unlock();`.
+ * A granted write request can be downgraded to read (`range_downgrade_write`, Bueso 2018):
+ * `yield r.downgradeWrite()`.
  */
 export class RangeLock {
   /** Requests granted or waiting, in arrival order (arrival = the first try to take it). */
@@ -59,6 +61,14 @@ export class RangeLock {
   depart(r: RangeLockRequest, host: LockHost): void {
     const i = this.#active.indexOf(r);
     if (i >= 0) this.#active.splice(i, 1);
+    this.wakeUnblocked(host);
+  }
+
+  /**
+   * Internal: grant every waiting request that no earlier request conflicts with any more (after
+   * a release, a withdrawal or a downgrade).
+   */
+  wakeUnblocked(host: LockHost): void {
     for (const w of this.#active) {
       if (w.owner !== null || w.waiters.length === 0) continue;
       if (this.blockersOf(w).length === 0) w.grantHead(host);
@@ -70,26 +80,40 @@ function conflicts(a: RangeLockRequest, b: RangeLockRequest): boolean {
   return a.start < b.end && b.start < a.end && (a.mode === LockMode.write || b.mode === LockMode.write);
 }
 
-/** One acquisition of a `RangeLock`: [start, end) in one mode, taken and released once. */
+/**
+ * One acquisition of a `RangeLock`: [start, end) in one mode, taken and released once. A write
+ * request may be downgraded to read while held; it is then released as a read request.
+ */
 export class RangeLockRequest extends SimLock {
   readonly waitKind = WaitKind.sleep;
   owner: SimThread | null = null;
+  #mode: number;
   readonly #lock: Effect;
   readonly #lockKillable: Effect;
-  readonly #unlock: Effect;
+  readonly #unlockRead: Effect;
+  readonly #unlockWrite: Effect;
   readonly #trylock: Effect;
+  readonly #downgradeWrite: Effect;
 
   constructor(
     readonly rangeLock: RangeLock,
     readonly start: number,
     readonly end: number,
-    readonly mode: number,
+    mode: number,
   ) {
     super(`${rangeLock.name}[0x${start.toString(16)}-0x${end.toString(16)})`, `${rangeLock.name.replace(/\d+/g, '#')}.range`);
+    this.#mode = mode;
     this.#lock = new Effect(Op.acquire, this, false, mode);
     this.#lockKillable = new Effect(Op.acquire, this, true, mode);
-    this.#unlock = new Effect(Op.release, this, null, mode);
+    this.#unlockRead = new Effect(Op.release, this, null, LockMode.read);
+    this.#unlockWrite = new Effect(Op.release, this, null, LockMode.write);
     this.#trylock = new Effect(Op.tryAcquire, this, null, mode);
+    this.#downgradeWrite = new Effect(Op.downgrade, this);
+  }
+
+  /** `LockMode.read` or `LockMode.write`: the mode asked for, or read after a downgrade. */
+  get mode(): number {
+    return this.#mode;
   }
 
   /** `range_read_lock()` / `range_write_lock()`. */
@@ -100,9 +124,16 @@ export class RangeLockRequest extends SimLock {
   lockKillable(): Effect {
     return this.#lockKillable;
   }
-  /** `range_read_unlock()` / `range_write_unlock()`. */
+  /** `range_read_unlock()` / `range_write_unlock()`, for the mode held now. */
   unlock(): Effect {
-    return this.#unlock;
+    return this.#mode === LockMode.write ? this.#unlockWrite : this.#unlockRead;
+  }
+  /**
+   * `range_downgrade_write()`: the granted write request becomes a read request, and the waiting
+   * readers it alone held back are let in; a waiting writer still conflicts with it and waits.
+   */
+  downgradeWrite(): Effect {
+    return this.#downgradeWrite;
   }
   /** `range_*_trylock()`: resumes with true when taken (a failed try leaves no trace). */
   trylock(): Effect {
@@ -110,7 +141,7 @@ export class RangeLockRequest extends SimLock {
   }
 
   tryAcquire(thread: SimThread, mode: number): boolean {
-    if (mode !== this.mode) throw new Error(`${this.name}: requested in ${mode === LockMode.write ? 'write' : 'read'} mode, made for the other`);
+    if (mode !== this.#mode) throw new Error(`${this.name}: requested in ${mode === LockMode.write ? 'write' : 'read'} mode, made for the other`);
     if (this.owner !== null || this.waiters.length > 0) throw new Error(`${this.name}: a range request is taken once; make a new one with request()`);
     // A failed try leaves no trace; a blocking acquire joins the FIFO in enqueue().
     if (!this.rangeLock.grantableNow(this)) return false;
@@ -129,6 +160,15 @@ export class RangeLockRequest extends SimLock {
     if (this.owner !== thread) throw new Error(`unlock(${this.name}) by ${thread.label}, which does not hold it`);
     this.owner = null;
     this.rangeLock.depart(this, host);
+  }
+
+  /** Called by the engine for `downgradeWrite()`: turn `thread`'s write hold into a read hold. */
+  downgrade(thread: SimThread, host: LockHost): void {
+    if (this.owner !== thread || this.#mode !== LockMode.write) {
+      throw new Error(`range_downgrade_write(${this.name}) by ${thread.label}, which does not hold it for write`);
+    }
+    this.#mode = LockMode.read;
+    this.rangeLock.wakeUnblocked(host);
   }
 
   holders(): readonly SimThread[] {
