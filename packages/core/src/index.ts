@@ -1,5 +1,5 @@
 // The public API of @vmalock/core. Explicit named exports only.
-export { CacheLine, type CostModel, defaultCostModel } from './sim/costModel.js';
+export { CacheLine, type CostModel, type WorkKind, defaultCostModel } from './sim/costModel.js';
 export {
   EINTR,
   Effect,

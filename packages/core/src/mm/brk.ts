@@ -15,6 +15,7 @@ export const BRK_VM_FLAGS = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_M
  */
 export function* sysBrk(task: MmTask, brk: number): MmGen<number> {
   const { mm, thread } = task;
+  thread.work('syscallNs');
   // The range brk may change: from the heap's start to a page past the higher break. mm.brk is
   // read before the lock; a policy that does not lock everything may see it move meanwhile, so
   // the range is checked again under the lock.

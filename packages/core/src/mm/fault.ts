@@ -38,6 +38,7 @@ type FaultOutcome = FaultResult | 'RETRY';
  */
 export function* handleMmFault(task: MmTask, addr: number, access: FaultAccess): MmGen<FaultResult> {
   const { mm, thread } = task;
+  thread.work('faultNs');
   let guard = yield* mm.policy.lockForFault(mm, thread, addr, false);
   let result = yield* faultUnder(task, guard, addr, access, true);
   yield* mm.policy.unlock(guard);
@@ -179,6 +180,7 @@ function* handlePte(task: MmTask, guard: MmLockGuard, vma: Vma, addr: number, wr
     // only a fault that allocates (a write, a shared page, a THP) prepares one.
     if (write || (vma.flags & VM_SHARED) !== 0 || thpAllowed(mm, vma, page)) anonVmaPrepare(mm, vma);
     if (thpAllowed(mm, vma, page)) {
+      thread.work('pageZeroNs', HPAGE_PMD_SIZE / PAGE_SIZE);
       yield pt.pageTableLock.lock();
       if (!valid()) {
         yield pt.pageTableLock.unlock();
@@ -192,6 +194,8 @@ function* handlePte(task: MmTask, guard: MmLockGuard, vma: Vma, addr: number, wr
       yield pt.pageTableLock.unlock();
       return 'ok';
     }
+    // A new page is allocated and zeroed before the PTE lock (the zero page needs neither).
+    if (write || (vma.flags & VM_SHARED) !== 0) thread.work('pageZeroNs');
     const table = pt.pteTableFor(page);
     yield table.ptl.lock();
     if (!valid()) {
@@ -218,6 +222,8 @@ function* handlePte(task: MmTask, guard: MmLockGuard, vma: Vma, addr: number, wr
     return 'SIGBUS';
   }
   const shared = (vma.flags & VM_SHARED) !== 0;
+  // A private write copies the file page into a new one.
+  if (!shared && write) thread.work('pageZeroNs');
   if (shared && write && vma.vmOps?.pageMkwrite !== undefined) {
     const r = yield* vma.vmOps.pageMkwrite(vmf);
     if (r.kind !== 'page') return r.kind === 'retry' ? 'ok' : 'SIGBUS';
@@ -266,6 +272,8 @@ function* wpFault(task: MmTask, guard: MmLockGuard, vma: Vma, addr: number, page
     const r = yield* vma.vmOps.pageMkwrite({ vma, address: addr, pgoff: vma.pgoffOf(addr), write: true, thread });
     if (r.kind !== 'page') return r.kind === 'retry' ? 'ok' : 'SIGBUS';
   }
+  // Copy-on-write copies the page unless it is ours alone (decided again under the lock).
+  if (!(shared || (page.anon && page.mapcount === 1 && !page.zero))) thread.work('pageZeroNs');
   const table = pt.pteTableFor(addr);
   yield table.ptl.lock();
   if (!valid()) {

@@ -33,6 +33,7 @@ export function* dupMmap(task: MmTask, childPid: number, childPolicy: LockPolicy
       anonVma = anonCopies.get(vma.anonVma) ?? new AnonVma(vma.anonVma);
       anonCopies.set(vma.anonVma, anonVma);
     }
+    thread.work('vmaUpdateNs');
     const copy = new Vma(vma.start, vma.end, vma.flags, vma.pgoff, vma.file, anonVma, vma.vmOps);
     copy.name = vma.name;
     child.insertVmaUnchecked(copy);
@@ -62,7 +63,8 @@ export function* exitMmap(task: MmTask): MmGen<void> {
   yield* vmaStartWriteRange(guard, 0, TASK_SIZE, false);
   const all = [...mm.tree.entries()];
   for (const vma of all) {
-    mm.pageTables.zap(vma.start, vma.end);
+    thread.work('zapPageNs', mm.pageTables.zap(vma.start, vma.end));
+    thread.work('vmaUpdateNs');
     mm.eraseVmaUnchecked(vma);
     mm.events.removed?.(vma);
   }

@@ -79,6 +79,7 @@ export function* sysMadvise(task: MmTask, start: number, len: number, advice: nu
   const end = start + len;
   if (end < start) return -EINVAL;
   if (end === start) return 0;
+  thread.work('syscallNs');
   const guard: MmLockGuard = READ_SIDE.has(advice)
     ? yield* mm.policy.lockForRead(mm, thread, start, end)
     : yield* mm.policy.lockForModify(mm, thread, start, end);
@@ -145,13 +146,14 @@ function* adviseVma(task: MmTask, vma: Vma, start: number, end: number, advice: 
     if ((vma.flags & forbidden) !== 0) return -EINVAL;
     if (advice === MADV_FREE && !vma.isAnonymous()) return -EINVAL;
     yield mm.pageTables.pageTableLock.lock();
-    mm.pageTables.zap(start, end);
+    thread.work('zapPageNs', mm.pageTables.zap(start, end));
     yield mm.pageTables.pageTableLock.unlock();
     return 0;
   }
   const flags = adviceFlags(vma, advice);
   if (flags === 'EINVAL') return -EINVAL;
   if (flags === null || flags === vma.flags) return 0;
+  thread.work('vmaUpdateNs');
   const r = yield* vmaModify(mm, thread, vma, start, end, { flags, file: vma.file, vmOps: vma.vmOps, anonVma: vma.anonVma });
   // madvise_vma_behavior(): "madvise() returns EAGAIN if kernel resources ... are temporarily unavailable".
   if (r === -ENOMEM) return -EAGAIN;

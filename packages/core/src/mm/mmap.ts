@@ -95,6 +95,7 @@ export function accountable(vmFlags: number): boolean {
  */
 export function* sysMmap(task: MmTask, addr: number, len: number, prot: number, flags: number, fd: number, offset: number): MmGen<number> {
   const { mm, thread } = task;
+  thread.work('syscallNs');
   // sys_mmap and ksys_mmap_pgoff(): the offset, the fd, hugetlb.
   if (offset % PAGE_SIZE !== 0) return -EINVAL;
   let file: MmFile | null = null;
@@ -235,6 +236,7 @@ export function* mmapRegion(
   // A merge may grow the VMA ending at addr or the one starting at end.
   yield* vmaStartWriteRange(guard, addr, end, true);
   const vmOps = file?.vmOps ?? null;
+  thread.work('vmaUpdateNs');
   const merged = vmaMergeNewRange(mm, addr, end, { flags: vmFlags, file, vmOps, anonVma: null }, pgoff);
   if (merged !== null) return addr;
   const vma = new Vma(addr, end, vmFlags, pgoff, file, null, vmOps);

@@ -45,6 +45,7 @@ export function* sysMprotect(task: MmTask, start: number, len: number, prot: num
   if (end <= start) return -ENOMEM;
   // arch_validate_prot() runs only here, after the zero-length return, as in do_mprotect_pkey().
   if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) !== 0) return -EINVAL;
+  thread.work('syscallNs');
   const guard = yield* mm.policy.lockForModify(mm, thread, start, end);
   rangeAssertCovered(guard, start, end, 'mprotect changes the VMAs of its range');
   yield* vmaStartWriteRange(guard, start, end, true);
@@ -81,6 +82,7 @@ function* mprotectLocked(task: MmTask, start: number, end: number, prot: number,
     const pieceStart = tmp;
     const pieceEnd = Math.min(end, vma.end);
     if (newFlags !== vma.flags) {
+      thread.work('vmaUpdateNs');
       const r = yield* vmaModify(mm, thread, vma, pieceStart, pieceEnd, { flags: newFlags, file: vma.file, vmOps: vma.vmOps, anonVma: vma.anonVma });
       if (typeof r === 'number') return r;
       if ((newFlags & VM_WRITE) === 0) for (const { addr } of mm.pageTables.walk(pieceStart, pieceEnd)) mm.pageTables.setWritable(addr, false);

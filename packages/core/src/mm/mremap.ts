@@ -43,6 +43,7 @@ export function* sysMremap(task: MmTask, addr: number, oldLen: number, newLen: n
   newLen = pageAlign(newLen);
   if (newLen === 0) return -EINVAL;
   if (addr + oldLen > TASK_SIZE || newLen > TASK_SIZE) return -EINVAL;
+  thread.work('syscallNs');
   for (;;) {
     const guard = yield* mm.policy.lockForRemap(mm, thread, addr, addr + oldLen);
     const r = yield* mremapLocked(mm, thread, guard, addr, oldLen, newLen, flags, newAddr);
@@ -197,6 +198,7 @@ function* moveVma(
     if (moved.vmOps?.open !== undefined) yield* moved.vmOps.open(moved, thread);
   }
   // move_page_tables(): every present entry of the old range moves by the same offset.
+  thread.work('vmaUpdateNs');
   const pt = mm.pageTables;
   const entries = [...pt.walk(oldAddr, oldAddr + oldLen)];
   for (const { addr, view } of entries) if (view.huge) pt.splitHugePmd(addr);

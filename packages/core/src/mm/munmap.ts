@@ -18,6 +18,7 @@ export function* sysMunmap(task: MmTask, addr: number, len: number): MmGen<numbe
   len = pageAlign(len);
   if (len === 0) return -EINVAL;
   const { mm, thread } = task;
+  thread.work('syscallNs');
   const guard = yield* mm.policy.lockForModify(mm, thread, addr, addr + len);
   const r = yield* unmapRange(mm, thread, guard, addr, addr + len, true);
   yield* mm.policy.unlock(guard);
@@ -47,7 +48,8 @@ export function* unmapRange(mm: MmStruct, thread: SimThread, guard: MmLockGuard,
   if (next !== null && (next.flags & VM_GROWSDOWN) !== 0) {
     if (mm.policy.vmaStartWrite !== undefined) yield* mm.policy.vmaStartWrite(guard, next);
   } else if (mayDowngrade) yield* mm.policy.downgrade(guard);
-  mm.pageTables.zap(start, end);
+  thread.work('vmaUpdateNs', detached.length + created.length);
+  thread.work('zapPageNs', mm.pageTables.zap(start, end));
   for (const vma of detached) {
     mm.events.removed?.(vma);
     if (vma.vmOps?.close !== undefined) yield* vma.vmOps.close(vma, thread);

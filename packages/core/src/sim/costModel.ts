@@ -21,7 +21,20 @@ export interface CostModel {
   readonly spawnNs: number;
   /** Entering or leaving an RCU read-side section (preempt count), ns. */
   readonly rcuReadNs: number;
+  /** Entering and leaving the kernel for a system call (entry code, mitigations), ns. */
+  readonly syscallNs: number;
+  /** A page fault's fixed part: the exception, the arch handler, the page-table walk, ns. */
+  readonly faultNs: number;
+  /** Allocating and zeroing (or copying) one 4 KiB page, ns. */
+  readonly pageZeroNs: number;
+  /** One VMA change in the tree (insert, remove, split, merge, expand) with its bookkeeping, ns. */
+  readonly vmaUpdateNs: number;
+  /** Clearing one present PTE and releasing its page (zap, with TLB batching), ns. */
+  readonly zapPageNs: number;
 }
+
+/** The kinds of mm work a thread charges to its clock (`SimThread.work`). */
+export type WorkKind = 'syscallNs' | 'faultNs' | 'pageZeroNs' | 'vmaUpdateNs' | 'zapPageNs';
 
 /** A plausible modern x86 server socket; later issues calibrate named machine profiles. */
 export const defaultCostModel: CostModel = Object.freeze({
@@ -32,6 +45,11 @@ export const defaultCostModel: CostModel = Object.freeze({
   wakeupNs: 1500,
   spawnNs: 5000,
   rcuReadNs: 1,
+  syscallNs: 100,
+  faultNs: 400,
+  pageZeroNs: 600,
+  vmaUpdateNs: 250,
+  zapPageNs: 30,
 });
 
 /**
@@ -45,9 +63,15 @@ export class CacheLine {
   sharers: number[] = [];
   /** The simulated time until which an atomic on this line is in flight, ns. */
   busyUntilNs = 0;
+  /**
+   * The run that last used the line. A lock or location may outlive a run (an mm built by one
+   * run, then raced on by another): its line starts each run cold, at time 0.
+   */
+  epoch = 0;
 
-  /** An atomic RMW from `cpu` starting at `startNs`; returns when it completes. */
-  atomic(cpu: number, startNs: number, cost: CostModel): number {
+  /** An atomic RMW from `cpu` starting at `startNs` in run `epoch`; returns when it completes. */
+  atomic(cpu: number, startNs: number, cost: CostModel, epoch = 0): number {
+    this.#enter(epoch);
     const start = startNs > this.busyUntilNs ? startNs : this.busyUntilNs;
     const end = start + cost.atomicNs + (this.#mustTransferForWrite(cpu) ? cost.lineTransferNs : 0);
     this.#own(cpu);
@@ -56,17 +80,27 @@ export class CacheLine {
   }
 
   /** A plain store from `cpu` at `startNs`; returns when it completes. */
-  store(cpu: number, startNs: number, cost: CostModel): number {
+  store(cpu: number, startNs: number, cost: CostModel, epoch = 0): number {
+    this.#enter(epoch);
     const end = startNs + cost.memAccessNs + (this.#mustTransferForWrite(cpu) ? cost.lineTransferNs : 0);
     this.#own(cpu);
     return end;
   }
 
   /** A plain load from `cpu` at `startNs`; returns when it completes. */
-  load(cpu: number, startNs: number, cost: CostModel): number {
+  load(cpu: number, startNs: number, cost: CostModel, epoch = 0): number {
+    this.#enter(epoch);
     if (this.ownerCpu === cpu || this.ownerCpu === -1 || this.sharers.includes(cpu)) return startNs + cost.memAccessNs;
     this.sharers.push(cpu);
     return startNs + cost.memAccessNs + cost.lineTransferNs;
+  }
+
+  #enter(epoch: number): void {
+    if (this.epoch === epoch) return;
+    this.epoch = epoch;
+    this.ownerCpu = -1;
+    this.sharers.length = 0;
+    this.busyUntilNs = 0;
   }
 
   #mustTransferForWrite(cpu: number): boolean {

@@ -6,6 +6,7 @@
 // spawn/join behave as in Linux. Seeds and schedules are given in each test.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { defaultCostModel } from './costModel.js';
 import { callRcu, join, rcuReadLock, rcuReadUnlock, spawn, spend, synchronizeRcu, yieldNow } from './effect.js';
 import { Engine, type Program, type RunOptions, runProgram } from './engine.js';
 import { explore } from './explore.js';
@@ -379,5 +380,56 @@ describe('Engine', () => {
       expect(r.status).toBe('ok');
       expect(new Set(r.threads.map((t) => t.cpu)).size).toBe(1024);
     });
+  });
+});
+
+describe('timed costs across runs and between effects', () => {
+  it('should start a lock that outlived a run cold in the next run', () => {
+    // A mutex hammered by a long first run, then taken once at time 0 by the second run: the
+    // second acquisition costs one uncontended atomic, not a wait for the first run's clock.
+    const m = new Mutex('shared');
+    const first = runProgram(
+      (sim) => {
+        for (let i = 0; i < 2; i++)
+          sim.spawn(`w${i}`, function* () {
+            for (let k = 0; k < 50; k++) {
+              yield m.lock();
+              yield spend(1000);
+              yield m.unlock();
+            }
+          });
+      },
+      { seed: 1, strategy: 'timed', cpus: 2 },
+    );
+    expect(first.simTimeNs).toBeGreaterThan(100_000);
+    let tookAt = -1;
+    runProgram(
+      (sim) => {
+        sim.spawn('later', function* (thread) {
+          yield m.lock();
+          tookAt = thread.clockNs;
+          yield m.unlock();
+        });
+      },
+      { seed: 1, strategy: 'timed', cpus: 2 },
+    );
+    expect(tookAt).toBeGreaterThan(0);
+    expect(tookAt).toBeLessThan(200);
+  });
+
+  it('should charge work between effects to the thread clock, by the cost model', () => {
+    let clock = -1;
+    const r = runProgram(
+      (sim) => {
+        sim.spawn('worker', function* (thread) {
+          thread.work('pageZeroNs', 3);
+          yield spend(0);
+          clock = thread.clockNs;
+        });
+      },
+      { seed: 1, strategy: 'timed', cpus: 1, costModel: { ...defaultCostModel, pageZeroNs: 1000, effectNs: 0 } },
+    );
+    expect(r.status).toBe('ok');
+    expect(clock).toBe(3000);
   });
 });

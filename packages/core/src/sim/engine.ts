@@ -173,8 +173,13 @@ export function runProgram(program: Program, options: RunOptions): RunResult {
   return new Run(program, options).execute();
 }
 
+/** Numbers the runs of this process, so that cache lines outliving a run start the next one cold. */
+let runEpochs = 0;
+
 /** One run: all mutable state of the engine lives here. */
 class Run implements LockHost {
+  /** This run's number (`CacheLine.epoch`). */
+  readonly epoch = ++runEpochs;
   readonly threads: SimThread[] = [];
   readonly strategy: Strategy;
   readonly timed: TimedStrategy | null;
@@ -301,6 +306,7 @@ class Run implements LockHost {
     const c = cpu ?? id % this.cpus;
     if (!Number.isInteger(c) || c < 0 || c >= this.cpus) throw new RangeError(`thread '${name}': cpu ${c} is outside 0..${this.cpus - 1}`);
     const t = new SimThread(id, name, c, body, this.programRng);
+    t.costModel = this.cost;
     t.clockNs = atNs;
     t.gen = body(t);
     this.threads.push(t);
@@ -319,7 +325,7 @@ class Run implements LockHost {
       case Op.acquire: {
         const lock = e.a as SimLock;
         if (this.observers !== null) for (const o of this.observers) o.onLockRequest?.(t, lock, e.n, false, step);
-        t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost, this.epoch);
         const stats = this.statsOf(lock);
         stats.acquisitions++;
         if (lock.tryAcquire(t, e.n)) {
@@ -343,7 +349,7 @@ class Run implements LockHost {
       case Op.tryAcquire: {
         const lock = e.a as SimLock;
         if (this.observers !== null) for (const o of this.observers) o.onLockRequest?.(t, lock, e.n, true, step);
-        t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost, this.epoch);
         const taken = lock.tryAcquire(t, e.n);
         if (taken) {
           t.held.push({ lock, mode: e.n });
@@ -359,7 +365,7 @@ class Run implements LockHost {
         const lock = e.a as SimLock;
         this.dropHeld(t, lock, e.n);
         if (this.observers !== null) for (const o of this.observers) o.onLockReleased?.(t, lock, e.n, step);
-        t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = lock.line.atomic(t.cpu, start + cost.effectNs, cost, this.epoch);
         this.traceEffect(t, e, step, start);
         this.events?.push({ type: 'released', tid: t.id, ts: this.traceEnd(t, step), obj: this.objId(lock, 'lock'), mode: e.n });
         const waiting = lock.waiters.length;
@@ -371,7 +377,7 @@ class Run implements LockHost {
         const sem = e.a as RwSemaphore;
         const h = t.held.findLast((x) => x.lock === sem && x.mode === LockMode.write);
         if (h === undefined) throw new Error(`downgrade_write(${sem.name}) by ${t.label}, which does not hold it for write`);
-        t.clockNs = sem.line.atomic(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = sem.line.atomic(t.cpu, start + cost.effectNs, cost, this.epoch);
         this.traceEffect(t, e, step, start);
         const ts = this.traceEnd(t, step);
         this.events?.push({ type: 'released', tid: t.id, ts, obj: this.objId(sem, 'lock'), mode: LockMode.write });
@@ -389,7 +395,7 @@ class Run implements LockHost {
       case Op.read: {
         const loc = e.a as SharedLocation;
         if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, false, step);
-        t.clockNs = loc.line.load(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = loc.line.load(t.cpu, start + cost.effectNs, cost, this.epoch);
         t.resume = loc.value;
         this.traceEffect(t, e, step, start);
         return;
@@ -397,7 +403,7 @@ class Run implements LockHost {
       case Op.write: {
         const loc = e.a as SharedLocation;
         if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step);
-        t.clockNs = loc.line.store(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = loc.line.store(t.cpu, start + cost.effectNs, cost, this.epoch);
         loc.value = e.b;
         this.traceEffect(t, e, step, start);
         return;
@@ -405,7 +411,7 @@ class Run implements LockHost {
       case Op.atomicRmw: {
         const loc = e.a as SharedLocation;
         if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step);
-        t.clockNs = loc.line.atomic(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = loc.line.atomic(t.cpu, start + cost.effectNs, cost, this.epoch);
         const old = loc.value;
         loc.value = (e.b as (v: unknown) => unknown)(old);
         t.resume = old;
@@ -509,7 +515,7 @@ class Run implements LockHost {
         const seq = e.a as SeqCount;
         if ((seq.sequence & 1) !== 0)
           throw new Error(`write_seqcount_begin(${seq.name}) by ${t.label} while a write is in progress: writers must be serialised`);
-        t.clockNs = seq.line.store(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = seq.line.store(t.cpu, start + cost.effectNs, cost, this.epoch);
         seq.sequence++;
         this.traceEffect(t, e, step, start);
         return;
@@ -517,7 +523,7 @@ class Run implements LockHost {
       case Op.seqWriteEnd: {
         const seq = e.a as SeqCount;
         if ((seq.sequence & 1) === 0) throw new Error(`write_seqcount_end(${seq.name}) by ${t.label} without write_seqcount_begin`);
-        t.clockNs = seq.line.store(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = seq.line.store(t.cpu, start + cost.effectNs, cost, this.epoch);
         seq.sequence++;
         this.traceEffect(t, e, step, start);
         for (const r of seq.readersWaiting.splice(0)) this.wake(r, seq.sequence, cost.lineTransferNs, seq, 0);
@@ -525,7 +531,7 @@ class Run implements LockHost {
       }
       case Op.seqReadBegin: {
         const seq = e.a as SeqCount;
-        t.clockNs = seq.line.load(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = seq.line.load(t.cpu, start + cost.effectNs, cost, this.epoch);
         this.traceEffect(t, e, step, start);
         if ((seq.sequence & 1) === 0) {
           t.resume = seq.sequence;
@@ -538,7 +544,7 @@ class Run implements LockHost {
       }
       case Op.seqReadRetry: {
         const seq = e.a as SeqCount;
-        t.clockNs = seq.line.load(t.cpu, start + cost.effectNs, cost);
+        t.clockNs = seq.line.load(t.cpu, start + cost.effectNs, cost, this.epoch);
         t.resume = seq.sequence !== e.n;
         this.traceEffect(t, e, step, start);
         return;

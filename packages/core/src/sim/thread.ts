@@ -1,4 +1,5 @@
 import type { Effect } from './effect.js';
+import { type CostModel, type WorkKind, defaultCostModel } from './costModel.js';
 import type { Prng } from './prng.js';
 
 /** The life of a simulated thread. */
@@ -66,6 +67,9 @@ export class SimThread {
   slot = -1;
   priority = 0;
 
+  /** The run's cost model (set by the engine): what `work` charges. */
+  costModel: CostModel = defaultCostModel;
+
   constructor(
     /** Spawn order, from 0: stable across runs of one program. */
     readonly id: number,
@@ -76,6 +80,15 @@ export class SimThread {
     /** The program's random stream (shared by all threads of the run, drawn in schedule order). */
     readonly rng: Prng,
   ) {}
+
+  /**
+   * Charge `n` units of CPU work of `kind` to this thread's clock without a scheduling point
+   * (the mm's own work between its lock effects: a fault's handling, zeroing a page, updating
+   * the VMA tree). Under `timed`, the thread's next effect starts that much later.
+   */
+  work(kind: WorkKind, n = 1): void {
+    this.clockNs += this.costModel[kind] * n;
+  }
 
   /** True when this thread holds `lock` in any mode. */
   holds(lock: Holdable): boolean {
