@@ -25,8 +25,8 @@ export const WaitKind = { sleep: 0, spin: 1 } as const;
  * queue; the engine asks it and records holds on threads.
  */
 export abstract class SimLock implements Holdable {
-  /** The lock word's cache line. */
-  readonly line = new CacheLine();
+  /** The lock word's cache line (shared with other locks when they are parts of one structure). */
+  readonly line: CacheLine;
   /** FIFO wait queue. */
   readonly waiters: LockWaiter[] = [];
   /** Contention figures of the run that last used the lock (`statsRun`). */
@@ -45,8 +45,10 @@ export abstract class SimLock implements Holdable {
   constructor(
     readonly name: string,
     lockClass?: string,
+    line?: CacheLine,
   ) {
     this.lockClass = lockClass ?? name.replace(/\d+/g, '#');
+    this.line = line ?? new CacheLine();
   }
 
   /** Take the lock for `thread` in `mode` if the rules allow it now; true when taken. */

@@ -1,3 +1,4 @@
+import { CacheLine } from './costModel.js';
 import { Effect, LockMode, Op } from './effect.js';
 import { type LockHost, SimLock, WaitKind } from './lock.js';
 import type { SimThread } from './thread.js';
@@ -17,6 +18,12 @@ import type { SimThread } from './thread.js';
 export class RangeLock {
   /** Requests granted or waiting, in arrival order (arrival = the first try to take it). */
   readonly #active: RangeLockRequest[] = [];
+
+  /**
+   * The cache line of the tree's spinlock: taking or releasing any request is an atomic on it
+   * (the kernel's range_lock_tree serialises every acquisition and release on one lock).
+   */
+  readonly line = new CacheLine();
 
   constructor(readonly name: string) {}
 
@@ -101,7 +108,8 @@ export class RangeLockRequest extends SimLock {
     readonly end: number,
     mode: number,
   ) {
-    super(`${rangeLock.name}[0x${start.toString(16)}-0x${end.toString(16)})`, `${rangeLock.name.replace(/\d+/g, '#')}.range`);
+    // Every request works on the range lock's one tree under its spinlock: one shared line.
+    super(`${rangeLock.name}[0x${start.toString(16)}-0x${end.toString(16)})`, `${rangeLock.name.replace(/\d+/g, '#')}.range`, rangeLock.line);
     this.#mode = mode;
     this.#lock = new Effect(Op.acquire, this, false, mode);
     this.#lockKillable = new Effect(Op.acquire, this, true, mode);
