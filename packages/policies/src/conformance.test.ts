@@ -11,7 +11,16 @@
 // Each test prints how many schedules it ran; a failure prints the seed, strategy and the
 // schedule that replays it.
 import {
+  EFAULT,
   type EngineObserver,
+  Lockdep,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_PRIVATE,
+  PROT_READ,
+  PROT_WRITE,
+  getUserPages,
+  sysMmap,
   MmStruct,
   type RunResult,
   type SimLock,
@@ -25,7 +34,8 @@ import {
 import { describe, expect, it } from 'vitest';
 import { GlobalRwsemPolicy } from './globalRwsem.js';
 import { POLICIES, type PolicyOptions, createPolicy } from './registry.js';
-import { type MmCall, runCall, workload } from './testing/mmWorkload.js';
+import { type MmCall, base, page, runCall, workload } from './testing/mmWorkload.js';
+import { VM_AREA_LOCK_CLASS, vmAreaLockOrder } from './vmaRange.js';
 
 const SEEDS = 200;
 const DIFFERENTIAL_SEEDS = 500;
@@ -58,13 +68,23 @@ describe.each(CASES)('conformance of %s', (label, name, options) => {
     }
   });
 
+  it('should answer get_user_pages on a hole below a VMA with -EFAULT (no stack to grow)', () => {
+    const mm = new MmStruct(1, createPolicy(name, options));
+    expect(runMmOp(mm, (t) => sysMmap(t, base + 4 * page, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0))).toBe(base + 4 * page);
+    expect(runMmOp(mm, (t) => getUserPages(t, base, 1, true))).toBe(-EFAULT);
+    expect(runMmOp(mm, (t) => getUserPages(t, base + 4 * page, 1, true))).toBe(1);
+  });
+
   describe.each<StrategyName>(['random', 'pct'])('having 3 threads of random mm calls (%s)', (strategy) => {
     it(`should never deadlock, fail an assertion or break an mm invariant (${SEEDS} seeds)`, () => {
       let schedules = 0;
       let assertions = 0;
+      // One lockdep over all the runs: every order any run showed, checked against every other.
+      const lockdep = new Lockdep({ orderedClasses: { [VM_AREA_LOCK_CLASS]: vmAreaLockOrder } });
       for (let seed = 0; seed < SEEDS; seed++) {
         const mm = new MmStruct(1, createPolicy(name, options));
-        const r = runProgram(workload(mm, 3, 12), { seed, strategy, pctDepth: 3, pctSteps: 400 });
+        lockdep.run = `seed=${seed} strategy=${strategy}`;
+        const r = runProgram(workload(mm, 3, 12), { seed, strategy, pctDepth: 3, pctSteps: 400, observers: [lockdep] });
         expect(r.status, replayLine(r)).toBe('ok');
         expect(() => checkMmInvariants(mm), `seed=${seed} strategy=${strategy}`).not.toThrow();
         expect(mm.dummyCount, `seed=${seed}: dummy VMAs left behind`).toBe(0);
@@ -73,7 +93,11 @@ describe.each(CASES)('conformance of %s', (label, name, options) => {
       }
       // The assertions ran (so a policy changing VMAs without its locks would have been caught).
       expect(assertions).toBeGreaterThan(schedules * 10);
-      console.log(`conformance ${label}: ${schedules} ${strategy} schedules, 3 threads x 12 calls, ${assertions} held-lock assertions, all ok`);
+      expect(lockdep.reports.map((r) => r.splat).join('\n\n')).toBe('');
+      expect(lockdep.dependencyCount).toBeGreaterThan(0);
+      console.log(
+        `conformance ${label}: ${schedules} ${strategy} schedules, 3 threads x 12 calls, ${assertions} held-lock assertions, lockdep: ${lockdep.classCount} classes, ${lockdep.dependencyCount} orders, no report`,
+      );
     });
   });
 });

@@ -1,7 +1,7 @@
 // The public API of @vmalock/policies. Explicit named exports only.
 export { GlobalRwsemPolicy } from './globalRwsem.js';
 export { POLICIES, type PolicyEntry, type PolicyOption, type PolicyOptions, createPolicy, policyNames } from './registry.js';
-export { HybridPolicy, VmAreaLock, VmaRangePolicy, type VmaRangeStats } from './vmaRange.js';
+export { HybridPolicy, VM_AREA_LOCK_CLASS, VmAreaLock, VmaRangePolicy, type VmaRangeStats, vmAreaLockOrder } from './vmaRange.js';
 export { type PerVmaOptions, PerVmaPolicy, type VmaLockStats, vmaLockMissRetriesMax } from './perVma.js';
 export { type SpfAbortReason, SpfPolicy, type SpfStats, spfAbortReasons, spfAbortTotal, spfStatsBalanced } from './spf.js';
 export {

@@ -9,6 +9,7 @@ import {
   type ProvidedLock,
   RwSemaphore,
   STACK_GUARD_GAP,
+  type SimLock,
   type SimThread,
   TASK_SIZE,
   Vma,
@@ -36,12 +37,33 @@ export class VmAreaLock {
     pid: number,
   ) {
     this.sem = new RwSemaphore(`mm${pid}.vm_area_lock${id}`);
+    areaOfSem.set(this.sem, this);
   }
 
   /** The reference count: how many tree entries hold this lock. */
   get refs(): number {
     return this.users.size;
   }
+}
+
+const areaOfSem = new WeakMap<SimLock, VmAreaLock>();
+
+/** The lockdep class of every `vm_area_lock`. */
+export const VM_AREA_LOCK_CLASS = 'mm#.vm_area_lock#';
+
+/**
+ * R5 for lockdep (`LockdepOptions.orderedClasses`): the order of a `vm_area_lock` — the lowest
+ * address of its entries (the root lock of an empty address space: -1; a new area's lock with no
+ * entry yet: +Infinity). Areas are locked lowest first, so a thread holding some may take only a
+ * higher one.
+ */
+export function vmAreaLockOrder(lock: SimLock): number {
+  const area = areaOfSem.get(lock);
+  if (area === undefined) return Number.NaN;
+  if (area.id === 0) return -1;
+  let low = Infinity;
+  for (const u of area.users) if (u.start < low) low = u.start;
+  return low;
 }
 
 /** What the design's locking did, per mm, for reports and the rule tests. */
@@ -87,6 +109,16 @@ interface HeldState {
   mmapSem: 'read' | 'write' | null;
   /** R9: page_table_lock taken for a stack growth. */
   growth: boolean;
+}
+
+/** Bound on re-planning one request (STYLE: every loop has a bound); reached only by a livelock. */
+const AREA_RETRIES_MAX = 100_000;
+
+/** What `#lockPlan` came back with: the plan's locks held, or why not (only when the caller holds locks). */
+type Took = { readonly kind: 'plan'; readonly plan: Plan } | { readonly kind: 'touches' } | { readonly kind: 'busy'; readonly lock: VmAreaLock };
+
+function describeRanges(ranges: ReadonlyArray<readonly [number, number]>): string {
+  return ranges.map(([s, e]) => `[${hex(s)}, ${hex(e)})`).join(' + ');
 }
 
 /** The locks a request needs: the tree entries and their distinct locks, in address order. */
@@ -185,7 +217,7 @@ export class VmaRangePolicy implements LockPolicy {
       },
       merged: (survivor, removed) => {
         if (survivor.areaLock !== removed.areaLock)
-          throw new Error(`R7: ${removed.toString()} merged into ${survivor.toString()} without sharing its vm_area_lock`);
+          throw new LockAssertionError(`R7: ${removed.toString()} merged into ${survivor.toString()} without sharing its vm_area_lock`);
       },
       erased: (vma) => {
         if (vma.areaLock instanceof VmAreaLock) vma.areaLock.users.delete(vma);
@@ -205,7 +237,9 @@ export class VmaRangePolicy implements LockPolicy {
   *lockForFault(mm: MmStruct, thread: SimThread, addr: number, _retry?: boolean): MmGen<MmLockGuard> {
     const h = yield* this.#mmapSem(mm, 'read');
     const st = state(mm);
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > AREA_RETRIES_MAX)
+        throw new Error(`${this.name}: a fault at ${hex(addr)} could not lock its VMA in ${AREA_RETRIES_MAX} attempts (livelock?)`);
       // The entry at addr: a VMA, the VMA above (stack growth), or a dummy (someone's locked area).
       const entry = mm.tree.find(addr);
       if (entry === null) return this.#guard(mm, thread, addr, addr + 1, 'read', h);
@@ -228,7 +262,7 @@ export class VmaRangePolicy implements LockPolicy {
 
   *lockForRead(mm: MmStruct, thread: SimThread, start: number, end: number): MmGen<MmLockGuard> {
     const h = yield* this.#mmapSem(mm, 'read');
-    h.readLocks.push(...(yield* this.#lockPlan(mm, [[start, end]], 'read', false))!.locks);
+    h.readLocks.push(...(yield* this.#readPlan(mm, [[start, end]])));
     return this.#guard(mm, thread, start, end, 'read', h);
   }
 
@@ -241,7 +275,9 @@ export class VmaRangePolicy implements LockPolicy {
   *lockForMap(mm: MmStruct, thread: SimThread, length: number, place: (mm: MmStruct) => number): MmGen<{ guard: MmLockGuard | null; addr: number }> {
     const h = yield* this.#mmapSem(mm, 'write');
     const st = state(mm);
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > AREA_RETRIES_MAX)
+        throw new Error(`${this.name}: mmap of ${length} bytes could not lock a free area in ${AREA_RETRIES_MAX} attempts (livelock?)`);
       // get_unmapped_area: dummy VMAs occupy their holes, so a locked hole is never chosen.
       const addr = place(mm);
       if (addr >= 0) {
@@ -279,49 +315,61 @@ export class VmaRangePolicy implements LockPolicy {
     const st = state(mm);
     const plan = this.#plan(mm, [[start, end]], true);
     const others = plan.locks.filter((l) => l !== area);
-    const ownEntries = [...area.users];
-    const ownHigh = Math.max(...ownEntries.map((v) => v.start));
-    // Locks are taken lowest first (R5): the target's are fine to take now only if they all lie above ours.
+    const ownHigh = Math.max(...[...area.users].map((v) => v.start));
+    // Locks are taken lowest first (R5): the target's may be added now only if they all lie above ours.
     const above = others.every((l) => lowestStart(l, plan) > ownHigh);
-    const touching = plan.entries.some((e) => e.areaLock === area);
     if (above) {
-      if (touching) {
+      if (plan.entries.some((e) => e.areaLock === area)) {
         // The target's area touches the source's: one area, so VMAs on both sides may merge (R7).
-        for (const l of others) yield l.sem.downWrite();
-        if (samePlan(plan, this.#plan(mm, [[start, end]], true))) {
+        const got: VmAreaLock[] = [];
+        for (const l of others) {
+          if ((yield l.sem.downWriteTrylock()) !== true) break;
+          got.push(l);
+        }
+        if (got.length === others.length && samePlan(plan, this.#plan(mm, [[start, end]], true))) {
           this.#unify(mm, area, plan, [[start, end]]);
           st.writeAreas.get(area)!.push([start, end]);
-          for (const l of [...others].reverse()) yield l.sem.upWrite();
+          for (const l of got.reverse()) yield l.sem.upWrite();
           return true;
         }
-        for (const l of [...others].reverse()) yield l.sem.upWrite();
+        for (const l of got.reverse()) yield l.sem.upWrite();
       } else {
-        // Away from the source: an area of its own, taken after the source's (it lies above).
+        // Away from the source and above it: an area of its own, taken after the source's.
         const target = yield* this.#lockArea(mm, [[start, end]], [area]);
-        if (target !== null) {
+        if (target instanceof VmAreaLock) {
           h.areas.push(target);
           return true;
         }
-        // Meanwhile what lay between went away and the target now touches the source: re-lock both as one.
       }
-    }
-    // R5: the target lies lower. Release the source, lock both lowest first, revalidate the source.
-    st.stats.remapReorders++;
+      // Busy, or the plan moved: start from nothing, in address order.
+    } else st.stats.remapReorders++; // R5: the target lies lower
+    // Release the source, lock both lowest first, revalidate the source.
     const ranges = [...st.writeAreas.get(area)!];
     const src = mm.vmaLookup(guard.start);
     const before = src === null ? null : { vma: src, start: src.start, end: src.end };
-    this.#dropArea(mm, area);
     h.areas.length = 0;
-    yield area.sem.upWrite();
-    const target = touching ? null : yield* this.#area(mm, [[start, end]]);
-    const source = target === null ? null : yield* this.#lockArea(mm, ranges, [target]);
-    if (target !== null && source !== null) h.areas.push(target, source);
-    else {
-      if (target !== null) {
-        this.#dropArea(mm, target);
-        yield target.sem.upWrite();
+    yield* this.#releaseArea(mm, area);
+    const targetFirst = start < Math.min(...ranges.map(([s]) => s));
+    const [first, second] = targetFirst ? [[[start, end] as const], ranges] : [ranges, [[start, end] as const]];
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > AREA_RETRIES_MAX) throw new Error(`${this.name}: mremap could not lock its source and target (livelock?)`);
+      const a = yield* this.#area(mm, first);
+      const b = yield* this.#lockArea(mm, second, [a]);
+      if (b instanceof VmAreaLock) {
+        h.areas.push(a, b);
+        break;
       }
-      h.areas.push(yield* this.#area(mm, [...ranges, [start, end]]));
+      yield* this.#releaseArea(mm, a);
+      if (b.kind === 'touches') {
+        // Source and target turned out to share entries: one area over both.
+        h.areas.push(yield* this.#area(mm, [...ranges, [start, end]]));
+        break;
+      }
+      // The second area was busy: wait for it holding nothing, then again.
+      if (b.kind === 'busy') {
+        yield b.lock.sem.downWrite();
+        yield b.lock.sem.upWrite();
+      }
     }
     const now = mm.vmaLookup(guard.start);
     const same = before === null ? now === null : now === before.vma && now.start === before.start && now.end === before.end;
@@ -332,7 +380,7 @@ export class VmaRangePolicy implements LockPolicy {
   *lockAll(mm: MmStruct, thread: SimThread, mode: 'read' | 'write'): MmGen<MmLockGuard> {
     const h = yield* this.#mmapSem(mm, mode);
     if (mode === 'write') h.areas.push(yield* this.#area(mm, [[0, TASK_SIZE]]));
-    else h.readLocks.push(...(yield* this.#lockPlan(mm, [[0, TASK_SIZE]], 'read', false))!.locks);
+    else h.readLocks.push(...(yield* this.#readPlan(mm, [[0, TASK_SIZE]])));
     return this.#guard(mm, thread, 0, TASK_SIZE, mode, h);
   }
 
@@ -477,38 +525,64 @@ export class VmaRangePolicy implements LockPolicy {
   }
 
   /**
-   * Take the locks of a plan lowest first, re-reading the plan until it held still. Null when
-   * the plan came to need one of `own` (an area the caller already holds): the caller re-plans.
+   * Take the locks of a plan lowest first (R5), re-reading the plan until it held still.
+   *
+   * A thread never sleeps on a lock while it holds another of the protocol's: plans go stale
+   * (a unifier moves entries to a new lock while others wait on the old one), so two threads
+   * each holding one stale lock and sleeping on the other's would deadlock. Only the first lock
+   * of a plan is waited for; the others are trylocks, and a busy one makes the thread release
+   * everything, wait for that lock alone, and plan again. With `holding` (locks the caller
+   * keeps), every lock is a trylock and a busy one is returned to the caller; a plan that needs
+   * one of `holding` returns 'touches'.
    */
   *#lockPlan(
     mm: MmStruct,
     ranges: ReadonlyArray<readonly [number, number]>,
     mode: 'read' | 'write',
     contagion: boolean,
-    own: readonly VmAreaLock[] = [],
-  ): MmGen<Plan | null> {
+    holding: readonly VmAreaLock[] = [],
+  ): MmGen<Took> {
     const st = state(mm);
-    for (;;) {
+    const take = (l: VmAreaLock) => (mode === 'write' ? l.sem.downWrite() : l.sem.downRead());
+    const tryTake = (l: VmAreaLock) => (mode === 'write' ? l.sem.downWriteTrylock() : l.sem.downReadTrylock());
+    const release = (l: VmAreaLock) => (mode === 'write' ? l.sem.upWrite() : l.sem.upRead());
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > AREA_RETRIES_MAX) throw new Error(`${this.name}: could not lock ${describeRanges(ranges)} in ${AREA_RETRIES_MAX} attempts (livelock?)`);
       const plan = this.#plan(mm, ranges, contagion);
-      if (plan.locks.some((l) => own.includes(l))) return null;
-      for (const l of plan.locks) yield mode === 'write' ? l.sem.downWrite() : l.sem.downRead();
-      if (samePlan(plan, this.#plan(mm, ranges, contagion))) {
-        st.stats.areasLocked++;
-        return plan;
+      if (plan.locks.some((l) => holding.includes(l))) return { kind: 'touches' };
+      const got: VmAreaLock[] = [];
+      let busy: VmAreaLock | null = null;
+      for (const l of plan.locks) {
+        if (got.length === 0 && holding.length === 0) yield take(l);
+        else if ((yield tryTake(l)) !== true) {
+          busy = l;
+          break;
+        }
+        got.push(l);
       }
-      for (const l of [...plan.locks].reverse()) yield mode === 'write' ? l.sem.upWrite() : l.sem.upRead();
+      if (busy === null && samePlan(plan, this.#plan(mm, ranges, contagion))) {
+        st.stats.areasLocked++;
+        return { kind: 'plan', plan };
+      }
+      for (const l of got.reverse()) yield release(l);
       st.stats.retries++;
+      if (busy === null) continue;
+      if (holding.length > 0) return { kind: 'busy', lock: busy };
+      // Wait for the busy lock alone, holding nothing, then plan again.
+      yield take(busy);
+      yield release(busy);
     }
   }
 
   /**
    * Lock an area for modification over `ranges` and unify it under one new lock (returned,
-   * write-held). Null when it came to touch one of `own` (nothing is then held).
+   * write-held). With `holding`: 'touches' or 'busy' as `#lockPlan` (nothing is then held).
    */
-  *#lockArea(mm: MmStruct, ranges: ReadonlyArray<readonly [number, number]>, own: readonly VmAreaLock[] = []): MmGen<VmAreaLock | null> {
+  *#lockArea(mm: MmStruct, ranges: ReadonlyArray<readonly [number, number]>, holding: readonly VmAreaLock[] = []): MmGen<VmAreaLock | Took> {
     const st = state(mm);
-    const plan = yield* this.#lockPlan(mm, ranges, 'write', true, own);
-    if (plan === null) return null;
+    const took = yield* this.#lockPlan(mm, ranges, 'write', true, holding);
+    if (took.kind !== 'plan') return took;
+    const { plan } = took;
     // The area's own lock: new, so nobody can be waiting for it or hold it.
     const area = new VmAreaLock(st.nextId++, mm.pid);
     yield area.sem.downWrite();
@@ -521,11 +595,24 @@ export class VmaRangePolicy implements LockPolicy {
     return area;
   }
 
-  /** `#lockArea` with nothing held that it could touch. */
+  /** Read-lock the entries intersecting `ranges` (no contagion: readers change nothing). */
+  *#readPlan(mm: MmStruct, ranges: ReadonlyArray<readonly [number, number]>): MmGen<VmAreaLock[]> {
+    const took = yield* this.#lockPlan(mm, ranges, 'read', false);
+    if (took.kind !== 'plan') throw new Error('unreachable: a read plan holding nothing came back without its locks');
+    return took.plan.locks;
+  }
+
+  /** `#lockArea` holding nothing (so it waits as long as it must). */
   *#area(mm: MmStruct, ranges: ReadonlyArray<readonly [number, number]>): MmGen<VmAreaLock> {
     const area = yield* this.#lockArea(mm, ranges);
-    if (area === null) throw new Error('unreachable: an area with nothing held came back empty');
+    if (!(area instanceof VmAreaLock)) throw new Error('unreachable: an area taken holding nothing came back without a lock');
     return area;
+  }
+
+  /** Release a write area this guard took (its dummies leave). */
+  *#releaseArea(mm: MmStruct, area: VmAreaLock): MmGen<void> {
+    this.#dropArea(mm, area);
+    yield area.sem.upWrite();
   }
 
   /** Attach `area` to every entry of the plan and fill the holes of `ranges` with its dummies. */

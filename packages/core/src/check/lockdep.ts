@@ -24,6 +24,14 @@ export interface LockdepOptions {
   readonly dependencyCountMax?: number;
   /** Reports kept; later ones are only counted in `reportsDropped` (default 100). */
   readonly reportCountMax?: number;
+  /**
+   * Classes whose locks nest in a documented order (the kernel's `down_write_nested` in address
+   * order, `double_rq_lock`): by class, the key that orders its instances. A lock of such a class
+   * may be taken while holding others of it only when its key is above all of theirs; taking one
+   * at or below is reported as recursive locking out of order. (vma-range: `vm_area_lock`s, lowest
+   * address first, rule R5.)
+   */
+  readonly orderedClasses?: Readonly<Record<string, (lock: SimLock) => number>>;
 }
 
 /** A lock as a splat shows it. */
@@ -83,6 +91,8 @@ export interface LockdepReport {
   readonly holding: LockdepLock;
   /** Circular: the existing chain in reverse order, `#n` down to `#0`. Recursive: empty. */
   readonly chain: readonly LockdepChainEntry[];
+  /** Recursive locking of an ordered class: the keys, requested <= held (`orderedClasses`). */
+  readonly outOfOrder?: string;
   /** The report in the kernel's splat layout (`formatLockdepReport`). */
   readonly splat: string;
 }
@@ -132,8 +142,10 @@ export class Lockdep implements EngineObserver {
   /** Class pairs (circular) and classes (recursive) already reported. */
   readonly #reported = new Set<string>();
   readonly #taken = new WeakMap<SimThread, Taken[]>();
+  readonly #ordered: Readonly<Record<string, (lock: SimLock) => number>>;
 
   constructor(options: LockdepOptions = {}) {
+    this.#ordered = options.orderedClasses ?? {};
     this.#classCountMax = positiveInteger('classCountMax', options.classCountMax ?? defaultClassCountMax);
     this.#dependencyCountMax = positiveInteger('dependencyCountMax', options.dependencyCountMax ?? defaultDependencyCountMax);
     this.#reportCountMax = positiveInteger('reportCountMax', options.reportCountMax ?? defaultReportCountMax);
@@ -185,9 +197,11 @@ export class Lockdep implements EngineObserver {
       const hc = classOf(h.lock);
       if (hc === cls) {
         if (mode === LockMode.read && h.mode === LockMode.read) continue;
+        const order = this.#ordered[cls];
+        if (order !== undefined && h.lock instanceof SimLock && order(lock) > order(h.lock)) continue;
         if (this.#reported.has(recursiveKey(cls))) continue;
         acquisition ??= this.#acquisition(thread, lock, mode, step);
-        this.#reportRecursive(acquisition, i);
+        this.#reportRecursive(acquisition, i, order !== undefined && h.lock instanceof SimLock ? `${order(lock)} <= ${order(h.lock)}` : null);
         continue;
       }
       if (this.#classNode(hc).has(cls)) continue;
@@ -242,11 +256,20 @@ export class Lockdep implements EngineObserver {
     this.#keep({ kind: 'circular', classes: path, thread: acquisition.thread, step: acquisition.step, acquisition, holding, chain });
   }
 
-  #reportRecursive(acquisition: LockdepAcquisition, i: number): void {
+  #reportRecursive(acquisition: LockdepAcquisition, i: number, outOfOrder: string | null): void {
     const cls = acquisition.lock.lockClass;
     this.#reported.add(recursiveKey(cls));
     const holding = acquisition.held[i]!;
-    this.#keep({ kind: 'recursive', classes: [cls], thread: acquisition.thread, step: acquisition.step, acquisition, holding, chain: [] });
+    this.#keep({
+      kind: 'recursive',
+      classes: [cls],
+      thread: acquisition.thread,
+      step: acquisition.step,
+      acquisition,
+      holding,
+      chain: [],
+      ...(outOfOrder !== null ? { outOfOrder } : {}),
+    });
   }
 
   #keep(report: Omit<LockdepReport, 'splat'>): void {
@@ -366,7 +389,9 @@ function recursiveSplat(r: Omit<LockdepReport, 'splat'>): string[] {
     '',
     ' *** DEADLOCK ***',
     '',
-    ' May be due to missing lock nesting notation',
+    r.outOfOrder !== undefined
+      ? ` The class nests in ascending order, but this acquisition goes down (key ${r.outOfOrder})`
+      : ' May be due to missing lock nesting notation',
     '',
     ...heldLines(a),
   ];

@@ -76,9 +76,10 @@ function* faultUnder(task: MmTask, guard: MmLockGuard, addr: number, access: Fau
   mm.policy.assertStable(guard, addr);
   let vma = mm.findVma(addr);
   if (vma === null) return 'SEGV_MAPERR';
+  // A VMA above a hole is used (and must be stable) only when it is a stack that may grow.
+  if (vma.start > addr && (!mayGrowStack || (vma.flags & VM_GROWSDOWN) === 0)) return 'SEGV_MAPERR';
   vmaAssertLocked(guard, vma, 'the fault reads the VMA');
   if (vma.start > addr) {
-    if (!mayGrowStack || (vma.flags & VM_GROWSDOWN) === 0) return 'SEGV_MAPERR';
     const grown = yield* expandStack(mm, guard, vma, addr);
     if (grown === null) return 'SEGV_MAPERR';
     vma = grown;

@@ -53,22 +53,30 @@ export interface MmLayout {
  * under mmap_sem read plus their PTE locks (install: `page_table_lock`).
  */
 export class MmStruct {
-  /** The VMAs (and dummy VMAs) by address. Written under: mmap_sem write. Read under: read. */
+  /**
+   * The VMAs (and dummy VMAs) by address. Written under: the policy's modify lock of the range
+   * (global-rwsem: mmap_sem write). Read under: its read side. One change is one atomic step
+   * (the maple tree's own lock and RCU, not modelled further).
+   */
   readonly tree: VmaTree<Vma>;
   /** `mmap_lock`, called mmap_sem before Linux 5.8. */
   readonly mmapSem: RwSemaphore;
   readonly pageTables: PageTables;
-  /** Visible VMAs (`map_count`). Written under: mmap_sem write. */
+  /**
+   * Visible VMAs (`map_count`). Written under: the policy's modify lock (global-rwsem: mmap_sem
+   * write; vma-range, range-lock 'fine': writers of disjoint ranges update it concurrently, which
+   * the kernel would need an atomic for).
+   */
   mapCount = 0;
-  /** Pages mapped (`total_vm`). Written under: mmap_sem write. */
+  /** Pages mapped (`total_vm`). Written under: as `mapCount`. */
   totalVm = 0;
   /** Dummy VMAs in the tree (range-lock policies). */
   dummyCount = 0;
-  /** `mm_lock_seq` (per-vma): bumped when mmap_sem write is released. */
+  /** `mm_lock_seq`: bumped when mmap_sem write is released (or downgraded, per-vma); per-vma compares VMAs' `vmLockSeq` with it. */
   mmLockSeq = 0;
   readonly mmapBase: number;
   readonly maxMapCount: number;
-  /** `start_brk`, `brk`: the heap. Written under: mmap_sem write. */
+  /** `start_brk`, `brk`: the heap. Written under: brk's modify lock over the heap (global-rwsem: mmap_sem write). */
   startBrk: number;
   brk: number;
   startStack: number;

@@ -102,8 +102,6 @@ export class Vma {
   vmLockSeq = -1;
   /** per-vma: the VMA's read/write lock, created on first use. */
   vmLock: unknown = null;
-  /** spf: the VMA's sequence count, created on first use. */
-  vmSeq: unknown = null;
   /** A policy's bookkeeping the mm never reads. */
   policyData: unknown = null;
   /** Detached from the tree (unmapped or merged away): lookups that raced must revalidate. */
@@ -112,11 +110,11 @@ export class Vma {
   name: string | null = null;
 
   constructor(
-    /** Written under: mmap_sem write. Read under: mmap_sem read. */
+    /** Written under: the policy's write lock on the VMA (global-rwsem: mmap_sem write; stack growth: see above). Read under: its read lock. */
     public start: number,
-    /** Written under: mmap_sem write. Read under: mmap_sem read. */
+    /** Written under: the policy's write lock on the VMA. Read under: its read lock. */
     public end: number,
-    /** `VM_*` flags. Written under: mmap_sem write. */
+    /** `VM_*` flags. Written under: the policy's write lock on the VMA (`vmaAssertWriteLocked`). */
     public flags: number,
     /** Offset of `start` in the file, in pages (anonymous: start >> PAGE_SHIFT, as the kernel does). */
     public pgoff: number,
