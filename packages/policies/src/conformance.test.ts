@@ -68,6 +68,29 @@ describe.each(CASES)('conformance of %s', (label, name, options) => {
     }
   });
 
+  it('should fail a held-lock assertion when its modify lock is replaced by its read-side lock', () => {
+    // A broken variant of the policy: munmap, mprotect, ... get what lockForRead gives.
+    const policy = createPolicy(name, options);
+    policy.lockForModify = (mm, thread, start, end) => policy.lockForRead(mm, thread, start, end);
+    const mm = new MmStruct(1, policy);
+    expect(
+      runMmOp(new MmStruct(1, createPolicy(name, options)), (t) =>
+        sysMmap(t, base, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+      ),
+    ).toBe(base);
+    mm.files.clear();
+    const r = runProgram(
+      (sim) => {
+        sim.spawn('broken', function* (thread) {
+          yield* sysMmap({ thread, mm }, base, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        });
+      },
+      { seed: 1, strategy: 'random' },
+    );
+    expect(r.status, r.summary).toBe('error');
+    expect(r.failure?.message).toMatch(/ threw at step \d+: range_assert_covered\(\[0x40000000, 0x40002000\)\): mmap_region changes the VMAs of its range: /);
+  });
+
   it('should answer get_user_pages on a hole below a VMA with -EFAULT (no stack to grow)', () => {
     const mm = new MmStruct(1, createPolicy(name, options));
     expect(runMmOp(mm, (t) => sysMmap(t, base + 4 * page, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0))).toBe(base + 4 * page);
