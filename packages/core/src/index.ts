@@ -209,4 +209,24 @@ export {
 } from './mm/vmaMerge.js';
 export { type TreeEntry, type UnmappedAreaRequest, VmaTree, type VmaTreeOptions } from './mm/vmaTree.js';
 export { runMmOp } from './mm/runOp.js';
+export { archUnmap, invalidateRangeEnd, invalidateRangeStart } from './mm/notify.js';
+export {
+  type AssumedLock,
+  type Assumption,
+  type AssumptionVerdict,
+  ASSUMPTIONS_KEY,
+  type DeclaredAssumption,
+  assumes,
+  checkAssumption,
+  readAssumptions,
+} from './subsys/assumptions.js';
+export {
+  type ArchHooks,
+  type MmuNotifier,
+  type Subsystem,
+  SubsystemInvariantError,
+  type SubsystemKind,
+  type SubsystemProcess,
+  type SubsystemVariant,
+} from './subsys/subsystem.js';
 export { Lockdep, type LockdepAcquisition, type LockdepDependency, type LockdepOptions, type LockdepReport, formatLockdepReport } from './check/lockdep.js';

@@ -1,6 +1,7 @@
 import type { LockPolicy } from './lockPolicy.js';
 import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import { MmStruct } from './mmStruct.js';
+import { invalidateRangeEnd, invalidateRangeStart } from './notify.js';
 import type { MmTask } from './task.js';
 import { TASK_SIZE, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK } from './uapi.js';
 import { AnonVma, type MmGen, Vma } from './vma.js';
@@ -41,12 +42,15 @@ export function* dupMmap(task: MmTask, childPid: number, childPolicy: LockPolicy
     if (wipe) continue;
     // copy_page_range(): share every page; private writable ones become COW on both sides.
     const cow = (vma.flags & VM_SHARED) === 0;
+    // copy_page_range(): write-protecting the parent's pages invalidates secondary MMUs' copies.
+    if (cow) yield* invalidateRangeStart(parent, thread, vma.start, vma.end);
     for (const { addr, view } of [...parent.pageTables.walk(vma.start, vma.end)]) {
       const writable = view.writable && !cow;
       if (view.huge) child.pageTables.setHugePmd(addr, view.page, writable);
       else child.pageTables.setPte(addr, view.page, writable);
       if (cow && view.writable) parent.pageTables.setWritable(addr, false);
     }
+    if (cow) yield* invalidateRangeEnd(parent, thread, vma.start, vma.end);
   }
   yield* parent.policy.unlock(guard);
   return child;
@@ -61,6 +65,7 @@ export function* exitMmap(task: MmTask): MmGen<void> {
   const guard = yield* mm.policy.lockAll(mm, thread, 'write');
   rangeAssertCovered(guard, 0, TASK_SIZE, 'exit_mmap removes every VMA');
   yield* vmaStartWriteRange(guard, 0, TASK_SIZE, false);
+  for (const n of mm.mmuNotifiers) if (n.release !== undefined) yield* n.release(mm, thread);
   const all = [...mm.tree.entries()];
   for (const vma of all) {
     thread.work('zapPageNs', mm.pageTables.zap(vma.start, vma.end));

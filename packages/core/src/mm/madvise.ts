@@ -1,5 +1,6 @@
 import type { MmLockGuard } from './lockPolicy.js';
 import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
+import { invalidateRangeEnd, invalidateRangeStart } from './notify.js';
 import { type MmTask, pageAlign } from './task.js';
 import {
   EAGAIN,
@@ -145,9 +146,11 @@ function* adviseVma(task: MmTask, vma: Vma, start: number, end: number, advice: 
     const forbidden = (advice === MADV_DONTNEED_LOCKED ? 0 : VM_LOCKED) | VM_PFNMAP | VM_HUGETLB;
     if ((vma.flags & forbidden) !== 0) return -EINVAL;
     if (advice === MADV_FREE && !vma.isAnonymous()) return -EINVAL;
+    yield* invalidateRangeStart(mm, thread, start, end);
     yield mm.pageTables.pageTableLock.lock();
     thread.work('zapPageNs', mm.pageTables.zap(start, end));
     yield mm.pageTables.pageTableLock.unlock();
+    yield* invalidateRangeEnd(mm, thread, start, end);
     return 0;
   }
   const flags = adviceFlags(vma, advice);

@@ -1,4 +1,5 @@
 import { RwSemaphore } from '../sim/rwSemaphore.js';
+import type { ArchHooks, MmuNotifier } from '../subsys/subsystem.js';
 import type { LockPolicy } from './lockPolicy.js';
 import { PageTables } from './pageTables.js';
 import { DEFAULT_MAX_MAP_COUNT, ENOMEM, HPAGE_PMD_SIZE, MAP_FIXED, MAP_SHARED, MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE } from './uapi.js';
@@ -86,6 +87,10 @@ export class MmStruct {
   policyState: unknown = null;
   /** Hooks of the policy (set by `LockPolicy.attach`). */
   events: VmaEvents = {};
+  /** Secondary MMUs told of page-table invalidations (`mm->notifier_subscriptions`). Registered by subsystems at attach. */
+  readonly mmuNotifiers: MmuNotifier[] = [];
+  /** Arch hooks on unmap (`arch_unmap`). Registered by subsystems at attach. */
+  readonly archHooks: ArchHooks[] = [];
   /** Shared anonymous mappings made so far (their shmem files' numbers). */
   anonSharedFiles = 0;
   /** The gate VMA (`[vsyscall]`), outside the user address space and the tree. */

@@ -1,4 +1,5 @@
 import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
+import { invalidateRangeEnd, invalidateRangeStart } from './notify.js';
 import { vmProtBits } from './mmap.js';
 import { type MmTask, pageAlign } from './task.js';
 import {
@@ -85,7 +86,12 @@ function* mprotectLocked(task: MmTask, start: number, end: number, prot: number,
       thread.work('vmaUpdateNs');
       const r = yield* vmaModify(mm, thread, vma, pieceStart, pieceEnd, { flags: newFlags, file: vma.file, vmOps: vma.vmOps, anonVma: vma.anonVma });
       if (typeof r === 'number') return r;
-      if ((newFlags & VM_WRITE) === 0) for (const { addr } of mm.pageTables.walk(pieceStart, pieceEnd)) mm.pageTables.setWritable(addr, false);
+      if ((newFlags & VM_WRITE) === 0) {
+        // change_protection(): secondary MMUs drop their writable copies too.
+        yield* invalidateRangeStart(mm, thread, pieceStart, pieceEnd);
+        for (const { addr } of mm.pageTables.walk(pieceStart, pieceEnd)) mm.pageTables.setWritable(addr, false);
+        yield* invalidateRangeEnd(mm, thread, pieceStart, pieceEnd);
+      }
     }
     tmp = pieceEnd;
   }

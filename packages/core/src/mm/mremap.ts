@@ -2,6 +2,7 @@ import type { SimThread } from '../sim/thread.js';
 import type { MmLockGuard } from './lockPolicy.js';
 import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import type { MmStruct } from './mmStruct.js';
+import { invalidateRangeEnd, invalidateRangeStart } from './notify.js';
 import { unmapRange } from './munmap.js';
 import { type MmTask, pageAlign } from './task.js';
 import {
@@ -200,12 +201,14 @@ function* moveVma(
   // move_page_tables(): every present entry of the old range moves by the same offset.
   thread.work('vmaUpdateNs');
   const pt = mm.pageTables;
+  yield* invalidateRangeStart(mm, thread, oldAddr, oldAddr + oldLen);
   const entries = [...pt.walk(oldAddr, oldAddr + oldLen)];
   for (const { addr, view } of entries) if (view.huge) pt.splitHugePmd(addr);
   for (const { addr, view } of [...pt.walk(oldAddr, oldAddr + oldLen)]) {
     pt.setPte(newAddr + (addr - oldAddr), view.page, view.writable);
   }
   pt.zap(oldAddr, oldAddr + oldLen);
+  yield* invalidateRangeEnd(mm, thread, oldAddr, oldAddr + oldLen);
   if (moved.vmOps?.mremap !== undefined) yield* moved.vmOps.mremap(moved, thread);
   if ((flags & MREMAP_DONTUNMAP) === 0) {
     const r = yield* unmapRange(mm, thread, guard, oldAddr, oldAddr + oldLen, false);

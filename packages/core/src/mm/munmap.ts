@@ -2,6 +2,7 @@ import type { SimThread } from '../sim/thread.js';
 import type { MmLockGuard } from './lockPolicy.js';
 import { rangeAssertCovered, vmaStartWriteRange } from './mmapLock.js';
 import type { MmStruct } from './mmStruct.js';
+import { archUnmap, invalidateRangeEnd, invalidateRangeStart } from './notify.js';
 import { type MmTask, pageAlign } from './task.js';
 import { EINVAL, ENOMEM, PAGE_SIZE, TASK_SIZE, VM_GROWSDOWN } from './uapi.js';
 import type { MmGen, Vma } from './vma.js';
@@ -44,12 +45,15 @@ export function* unmapRange(mm: MmStruct, thread: SimThread, guard: MmLockGuard,
   mm.policy.afterDetach?.(guard, start, end);
   // __split_vma runs vm_ops->open on each new part (the kept side of a cut VMA).
   for (const vma of created) if (vma.vmOps?.open !== undefined) yield* vma.vmOps.open(vma, thread);
+  yield* archUnmap(mm, thread, start, end);
   const next = mm.findVma(end);
   if (next !== null && (next.flags & VM_GROWSDOWN) !== 0) {
     if (mm.policy.vmaStartWrite !== undefined) yield* mm.policy.vmaStartWrite(guard, next);
   } else if (mayDowngrade) yield* mm.policy.downgrade(guard);
   thread.work('vmaUpdateNs', detached.length + created.length);
+  yield* invalidateRangeStart(mm, thread, start, end);
   thread.work('zapPageNs', mm.pageTables.zap(start, end));
+  yield* invalidateRangeEnd(mm, thread, start, end);
   for (const vma of detached) {
     mm.events.removed?.(vma);
     if (vma.vmOps?.close !== undefined) yield* vma.vmOps.close(vma, thread);
