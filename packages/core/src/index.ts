@@ -181,6 +181,8 @@ export {
   LockAssertionError,
   mmapAssertLocked,
   mmapAssertWriteLocked,
+  mmapLegacyLock,
+  mmapLegacyUnlock,
   rangeAssertCovered,
   vmaAssertLocked,
   vmaAssertWriteLocked,

@@ -148,6 +148,11 @@ export class PerVmaPolicy extends GlobalRwsemPolicy {
    * dup_mmap before fb49c455323f: the parent's VMAs stay open to faults under their own locks).
    * exit_mmap write-locks every VMA itself before removing them.
    */
+  /** A legacy `mmap_*_lock()` call: mmap_sem alone (no `vma_start_write`), as the kernel's. */
+  *legacyLock(mm: MmStruct, thread: SimThread, mode: 'read' | 'write'): MmGen<MmLockGuard | null> {
+    return yield* super.lockAll(mm, thread, mode);
+  }
+
   override *lockAll(mm: MmStruct, thread: SimThread, mode: 'read' | 'write'): MmGen<MmLockGuard> {
     const guard = yield* super.lockAll(mm, thread, mode);
     if (mode === 'read' || !this.options.forkWriteLocksParent) return guard;

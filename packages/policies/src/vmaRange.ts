@@ -384,6 +384,16 @@ export class VmaRangePolicy implements LockPolicy {
     return this.#guard(mm, thread, 0, TASK_SIZE, mode, h);
   }
 
+  /**
+   * A legacy `mmap_*_lock()` call: vma-range has no mmap_sem, so it protects nothing (null);
+   * hybrid takes mmap_sem alone, as the kernel's call does.
+   */
+  *legacyLock(mm: MmStruct, thread: SimThread, mode: 'read' | 'write'): MmGen<MmLockGuard | null> {
+    if (!this.keepMmapSem) return null;
+    const h = yield* this.#mmapSem(mm, mode);
+    return this.#guard(mm, thread, 0, TASK_SIZE, mode, h);
+  }
+
   *downgrade(guard: MmLockGuard): MmGen<void> {
     if (guard.mode !== 'write') return;
     const h = held(guard);

@@ -120,6 +120,15 @@ export interface LockPolicy {
   /** Is `vma` stable under `guard` (`vma_assert_locked`): read- or write-locked by its holder? */
   isVmaLocked(guard: MmLockGuard, vma: Vma): boolean;
 
+  /**
+   * What a legacy `mmap_read_lock()` / `mmap_write_lock()` call in subsystem code gets under this
+   * policy (R12: code that leans on mmap_sem). The default (undefined) is `lockAll(mode)`.
+   * `vma-range` has no mmap_sem: null, the call protects nothing. `per-vma` and `hybrid`: mmap_sem
+   * alone, as the kernel's call — it excludes neither VMA-locked faults nor range-locked work.
+   * Released with `unlock`.
+   */
+  legacyLock?(mm: MmStruct, thread: SimThread, mode: 'read' | 'write'): MmGen<MmLockGuard | null>;
+
   /** Relax a write guard to read (munmap's zap, R10). */
   downgrade(guard: MmLockGuard): MmGen<void>;
 

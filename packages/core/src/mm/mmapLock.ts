@@ -77,3 +77,19 @@ export function* vmaStartWriteRange(guard: MmLockGuard, start: number, end: numb
   }
   for (const v of todo) yield* policy.vmaStartWrite(guard, v);
 }
+
+/**
+ * `mmap_read_lock()` / `mmap_write_lock()` as legacy subsystem code calls it: whatever the
+ * policy makes of it (`LockPolicy.legacyLock`; by default `lockAll`). Null: the policy has no
+ * mmap_sem and the call protects nothing. Release with `mmapLegacyUnlock`.
+ */
+export function* mmapLegacyLock(mm: MmStruct, thread: SimThread, mode: 'read' | 'write'): MmGen<MmLockGuard | null> {
+  const policy = mm.policy;
+  if (policy.legacyLock !== undefined) return yield* policy.legacyLock(mm, thread, mode);
+  return yield* policy.lockAll(mm, thread, mode);
+}
+
+/** `mmap_read_unlock()` / `mmap_write_unlock()` of a `mmapLegacyLock` hold. */
+export function* mmapLegacyUnlock(mm: MmStruct, hold: MmLockGuard | null): MmGen<void> {
+  if (hold !== null) yield* mm.policy.unlock(hold);
+}
