@@ -6,10 +6,10 @@ import tseslint from 'typescript-eslint';
 const deepImport = { group: ['@vmalock/*/*'], message: 'Import a package through its index (@vmalock/<pkg>), never its internals.' };
 
 /** Only these workspace packages may be imported from each package. */
-function direction(pkg, allowed) {
+function direction(pkg, allowed, files = [`packages/${pkg}/**/*.ts`]) {
   const forbidden = ['core', 'policies', 'subsystems', 'harness'].filter((p) => p !== pkg && !allowed.includes(p));
   return {
-    files: [`packages/${pkg}/**/*.ts`],
+    files,
     rules: {
       'no-restricted-imports': [
         'error',
@@ -48,6 +48,8 @@ export default tseslint.config(
   direction('core', []),
   direction('policies', ['core']),
   direction('subsystems', ['core']),
+  // A subsystem's tests run it under the lock policies; its code never sees them.
+  direction('subsystems', ['core', 'policies'], ['packages/subsystems/**/*.test.ts']),
   direction('harness', ['core', 'policies', 'subsystems']),
   {
     files: ['bench/**/*.ts'],
