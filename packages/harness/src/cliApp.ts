@@ -3,6 +3,7 @@ import { strategyNames } from '@vmalock/core';
 import yargs from 'yargs';
 import { type CliIo, ExitCode, UsageError, processIo } from './cliSupport.js';
 import { demoCommand } from './commands/demo.js';
+import { subsystemsCommand } from './commands/subsystems.js';
 import { traceReplayCommand } from './commands/traceReplay.js';
 
 export { type CliIo, ExitCode, UsageError, formatTable, writeFileAtomic } from './cliSupport.js';
@@ -42,6 +43,22 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       (args) => {
         handled = true;
         exitCode = demoCommand(args, io);
+      },
+    )
+    .command(
+      'subsystems',
+      'List the subsystems and their declared mmap_sem assumptions; with --policy, the static verdict of each',
+      (y) =>
+        y
+          .option('policy', { type: 'string', describe: 'Judge every declared assumption against what this policy holds at its hook' })
+          .option('subsystem', { type: 'string', array: true, default: [] as string[], describe: 'Also load a subsystem from this .js file (repeatable)' })
+          .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
+          .example('$0 subsystems', 'Every subsystem, legacy and converted, with what it declares')
+          .example('$0 subsystems --policy vma-range', 'Which declared assumptions vma-range breaks')
+          .example('$0 subsystems --subsystem ./mydriver.js --policy per-vma --json', 'A third-party subsystem too, as JSON'),
+      async (args) => {
+        handled = true;
+        exitCode = await subsystemsCommand({ policy: args.policy, subsystem: args.subsystem, json: args.json }, io);
       },
     )
     .command('trace', 'Work with real strace logs of mm syscalls', (y) =>

@@ -1,2 +1,2 @@
-// The public API of @vmalock/subsystems. Explicit named exports only; empty until the subsystems issue adds the mock arch, fs, driver and huge-page subsystems.
-export {};
+// The public API of @vmalock/subsystems. Explicit named exports only.
+export { SUBSYSTEMS, type SubsystemEntry, subsystemNames } from './registry.js';
