@@ -91,6 +91,7 @@ const PROVIDES: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
   fileMmap: MMAP_WRITE,
   mmapRegion: MMAP_WRITE,
   munmapRegion: MMAP_READ,
+  archUnmap: MMAP_WRITE, // arch_unmap runs before munmap's downgrade
   mprotectFixup: MMAP_WRITE,
   mremapMove: MMAP_WRITE,
   fork: MMAP_WRITE,

@@ -79,6 +79,7 @@ const PROVIDES: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
   fileMmap: WRITE,
   mmapRegion: WRITE,
   munmapRegion: READ,
+  archUnmap: WRITE, // arch_unmap runs before munmap's downgrade
   mprotectFixup: WRITE,
   mremapMove: WRITE,
   fork: WRITE,

@@ -142,6 +142,7 @@ const PROVIDES: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
   fileMmap: AREA_WRITE,
   mmapRegion: AREA_WRITE,
   munmapRegion: AREA_READ,
+  archUnmap: AREA_WRITE, // arch_unmap runs before munmap's downgrade
   mprotectFixup: AREA_WRITE,
   mremapMove: AREA_WRITE,
   fork: AREA_WRITE,
@@ -773,6 +774,7 @@ const HYBRID_MMAP: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
   fileMmap: MMAP_WRITE,
   mmapRegion: MMAP_WRITE,
   munmapRegion: MMAP_READ,
+  archUnmap: MMAP_WRITE,
   mprotectFixup: MMAP_WRITE,
   mremapMove: MMAP_WRITE,
   fork: MMAP_WRITE,

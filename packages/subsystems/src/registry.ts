@@ -1,4 +1,8 @@
 import type { Subsystem, SubsystemKind, SubsystemVariant } from '@vmalock/core';
+import { archunmap, pkeys, vdso } from './arch/index.js';
+import { binder, gem, hmm } from './driver/index.js';
+import { aioring, pagecache, userfaultfd } from './fs/index.js';
+import { khugepaged, thp } from './hugepage/index.js';
 
 /** A subsystem by name, with both its variants. */
 export interface SubsystemEntry {
@@ -10,8 +14,13 @@ export interface SubsystemEntry {
   create(variant: SubsystemVariant): Subsystem;
 }
 
-/** The built-in subsystems, in report order (the families add theirs here). */
-export const SUBSYSTEMS: readonly SubsystemEntry[] = [];
+function entry(create: (variant: SubsystemVariant) => Subsystem): SubsystemEntry {
+  const probe = create('legacy');
+  return { name: probe.name, kind: probe.kind, summary: probe.summary, create };
+}
+
+/** The built-in subsystems, in report order: arch, filesystems, drivers, huge pages. */
+export const SUBSYSTEMS: readonly SubsystemEntry[] = [pkeys, vdso, archunmap, pagecache, userfaultfd, aioring, binder, hmm, gem, khugepaged, thp].map(entry);
 
 /** The names of the built-in subsystems. */
 export function subsystemNames(): string[] {

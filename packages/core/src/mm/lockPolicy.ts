@@ -28,6 +28,7 @@ export type HookSite =
   | 'fileMmap'
   | 'mmapRegion'
   | 'munmapRegion'
+  | 'archUnmap'
   | 'mprotectFixup'
   | 'mremapMove'
   | 'fork'

@@ -152,6 +152,10 @@ export function splitVmaUnchecked(mm: MmStruct, vma: Vma, addr: number, newBelow
  * would pass `max_map_count` (flags unchanged; a first split already made stays, as in Linux).
  */
 export function* vmaModify(mm: MmStruct, thread: SimThread, vma: Vma, start: number, end: number, props: VmaProps): MmGen<Vma | number> {
+  // vma_adjust_trans_huge(): a THP mapped across a boundary that moves is split first, whether
+  // the change below splits the VMA or merges part of it into a neighbour.
+  if (start % HPAGE_PMD_SIZE !== 0) mm.pageTables.splitHugePmd(start);
+  if (end % HPAGE_PMD_SIZE !== 0) mm.pageTables.splitHugePmd(end);
   const pgoff = vma.pgoffOf(start);
   const prev = start === vma.start ? adjacentBelow(mm, start) : null;
   const next = end === vma.end ? adjacentAbove(mm, end) : null;

@@ -6,7 +6,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Subsystem, runProgram } from '@vmalock/core';
+import { type Subsystem, checkMmInvariants, renderMaps, runProgram } from '@vmalock/core';
+import { SUBSYSTEMS } from '@vmalock/subsystems';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../cliApp.js';
 import { loadSubsystemFile } from './loadSubsystem.js';
@@ -125,6 +126,43 @@ describe('wireMachine', () => {
     expect(() => wireMachine({ policy: 'hybrid', optedIn: ['zz'], converted: [] }, [{ name: 'a', pid: 1 }], [entry])).toThrow(
       "phase opts in unknown process 'zz' (known: a)",
     );
+  });
+});
+
+describe('a machine of built-in subsystems', () => {
+  /** Processes a (global-rwsem) and b (vma-range) sharing the page-cache file and the binder driver, converted. */
+  function run(seed: number): { status: string; schedule: string; fingerprint: string } {
+    const entries = SUBSYSTEMS.filter((s) => s.name === 'pagecache' || s.name === 'binder');
+    const procs = wireMachine(
+      { policy: 'vma-range', optedIn: ['b'], previousPolicy: 'global-rwsem', converted: ['pagecache', 'binder'] },
+      [
+        { name: 'a', pid: 1 },
+        { name: 'b', pid: 2 },
+      ],
+      entries,
+    );
+    const r = runProgram(
+      (sim) => {
+        for (const p of procs)
+          for (let t = 0; t < 2; t++)
+            sim.spawn(`${p.name}${t}`, function* (thread) {
+              for (let i = 0; i < 4; i++) for (const s of p.subsystems) yield* s.drive({ thread, mm: p.mm }, thread.rng);
+            });
+      },
+      { seed, strategy: 'pct', pctDepth: 3, pctSteps: 300 },
+    );
+    for (const s of procs[0]!.subsystems) s.checkInvariants();
+    for (const p of procs) checkMmInvariants(p.mm);
+    const fingerprint = procs.map((p) => `${p.name} ${p.policyName} rss ${p.mm.pageTables.rssAnon}\n${renderMaps(p.mm)}`).join('\n');
+    return { status: r.status, schedule: r.schedule, fingerprint };
+  }
+
+  it('should share one page cache and one driver between a global-rwsem and a vma-range process, deterministically', () => {
+    const procs = [run(3), run(3), run(4)];
+    expect(procs[0]!.status).toBe('ok');
+    expect(procs[1]).toEqual(procs[0]);
+    expect(procs[2]!.schedule).not.toBe(procs[0]!.schedule);
+    for (let seed = 0; seed < 30; seed++) expect(run(seed).status, `seed=${seed}`).toBe('ok');
   });
 });
 
