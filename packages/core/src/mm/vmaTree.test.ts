@@ -9,6 +9,9 @@
 //   are 3 to 5 levels deep, and checks every structural invariant after each command (now and
 //   then it erases everything, to visit the empty tree). A failure names the command and prints
 //   fast-check's seed and path: replay with fc.assert(property, { seed, path });
+// - find() has a form of its own for the default node sizes (32-slot leaves, 64-slot internal
+//   nodes), which the small-node tests never reach: a test of tens of thousands of entries in
+//   default nodes compares it with a sorted array at every address around every entry;
 // - a smoke test builds a million entries and checks the invariants once.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -27,7 +30,7 @@ interface Area extends TreeEntry {
 
 const GUARD = 2;
 
-function tree(options: { lowLimit?: number; highLimit?: number; guard?: number; nodeCapacity?: number } = {}): VmaTree<Area> {
+function tree(options: { lowLimit?: number; highLimit?: number; guard?: number; nodeCapacity?: number; innerNodeCapacity?: number } = {}): VmaTree<Area> {
   const guard = options.guard ?? GUARD;
   return new VmaTree<Area>({
     lowLimit: options.lowLimit ?? 0,
@@ -35,6 +38,7 @@ function tree(options: { lowLimit?: number; highLimit?: number; guard?: number; 
     startGap: (a) => (a.growsDown ? a.start - guard : a.start),
     endGap: (a) => (a.growsUp ? a.end + guard : a.end),
     ...(options.nodeCapacity === undefined ? {} : { nodeCapacity: options.nodeCapacity }),
+    ...(options.innerNodeCapacity === undefined ? {} : { innerNodeCapacity: options.innerNodeCapacity }),
   });
 }
 
@@ -374,6 +378,12 @@ describe('VmaTree', () => {
       t.checkInvariants();
     });
 
+    it('should refuse node capacities outside [4, 255]', () => {
+      expect(() => new VmaTree<Area>({ nodeCapacity: 3 })).toThrow(/nodeCapacity must be an integer in \[4, 255\], got 3/);
+      expect(() => new VmaTree<Area>({ innerNodeCapacity: 256 })).toThrow(/innerNodeCapacity must be an integer in \[4, 255\], got 256/);
+      expect(() => new VmaTree<Area>({ innerNodeCapacity: 4.5 })).toThrow(RangeError);
+    });
+
     it('should stop an iteration the tree changed under', () => {
       const u = tree();
       filled(u, 'AA B C');
@@ -396,7 +406,7 @@ describe('VmaTree', () => {
 
     for (const [name, order] of orders) {
       it(`should stay valid inserting ${name} and erasing shuffled`, () => {
-        const t = tree({ highLimit: 3 * count + 10, nodeCapacity: 4 });
+        const t = tree({ highLimit: 3 * count + 10, nodeCapacity: 4, innerNodeCapacity: 4 });
         const areas = make();
         order(areas).forEach((a, i) => {
           t.insert(a);
@@ -417,6 +427,59 @@ describe('VmaTree', () => {
     }
   });
 
+  describe('having tens of thousands of entries in nodes of the default sizes', () => {
+    // Entries of 1 to 3 units with holes of 0 to 2 between them, inserted shuffled (so splits
+    // leave nodes between half and fully used, 3 levels deep), then three in four erased: after
+    // each phase find() must agree with a search of the sorted entries at every address from
+    // below the first entry to past the last, which visits each slot of every row.
+    const count = 40_000;
+    const make = (): Area[] => {
+      const areas: Area[] = [];
+      let state = 99;
+      let at = 5;
+      for (let i = 0; i < count; i++) {
+        state = (state * 1103515245 + 12345) % 2 ** 31;
+        const length = 1 + (state % 3);
+        areas.push(area(`#${i}`, at, at + length));
+        at += length + ((state >> 8) % 3);
+      }
+      return areas;
+    };
+    const expectFindAgrees = (t: VmaTree<Area>, sorted: readonly Area[]): void => {
+      let next = 0;
+      const last = sorted.at(-1)!.end;
+      for (let a = 0; a <= last + 2; a++) {
+        while (next < sorted.length && sorted[next]!.end <= a) next++;
+        const want = sorted[next] ?? null;
+        const got = t.find(a);
+        if (got !== want) throw new Error(`find(${a}) gave ${got === null ? 'null' : got.name}, want ${want === null ? 'null' : want.name}`);
+      }
+    };
+
+    it('should find like a sorted array after shuffled inserts and erases', () => {
+      const areas = make();
+      const t = tree({ highLimit: 2 ** 40 });
+      for (const a of shuffled(areas, 4242)) t.insert(a);
+      t.checkInvariants();
+      expectFindAgrees(t, areas);
+      const erased = new Set(shuffled(areas, 99).slice(0, (3 * count) / 4));
+      for (const a of erased) t.erase(a);
+      t.checkInvariants();
+      expectFindAgrees(
+        t,
+        areas.filter((a) => !erased.has(a)),
+      );
+    });
+
+    it('should find like a sorted array after inserts in order', () => {
+      const areas = make();
+      const t = tree({ highLimit: 2 ** 40 });
+      for (const a of areas) t.insert(a);
+      t.checkInvariants();
+      expectFindAgrees(t, areas);
+    });
+  });
+
   describe('having random commands against a sorted-array model', () => {
     it('should agree on every query and keep every invariant after every command', () => {
       fc.assert(
@@ -428,7 +491,10 @@ describe('VmaTree', () => {
               run.compare();
             } catch (err) {
               const message = err instanceof Error ? err.message : String(err);
-              throw new Error(`command ${i} ${JSON.stringify(command)} (scale ${config.scale}, capacity ${config.nodeCapacity}): ${message}`, { cause: err });
+              throw new Error(
+                `command ${i} ${JSON.stringify(command)} (scale ${config.scale}, capacities ${config.nodeCapacity}/${config.innerNodeCapacity}): ${message}`,
+                { cause: err },
+              );
             }
           });
         }),
@@ -472,6 +538,7 @@ const SPACE = 600;
 
 interface Config {
   readonly nodeCapacity: number;
+  readonly innerNodeCapacity: number;
   /** 1, or 2^33 so that addresses, lengths and alignments exceed 32 bits. */
   readonly scale: number;
   readonly lowLimit: number;
@@ -486,6 +553,7 @@ const rare = fc.nat({ max: 3 }).map((x) => x === 0);
 
 const configArb: fc.Arbitrary<Config> = fc.record({
   nodeCapacity: fc.integer({ min: 4, max: 8 }),
+  innerNodeCapacity: fc.integer({ min: 4, max: 8 }),
   scale: fc.constantFrom(1, 2 ** 33),
   lowLimit: fc.nat({ max: 8 }),
   highLimit: fc.integer({ min: SPACE - 40, max: SPACE + 8 }),
@@ -588,6 +656,7 @@ class ModelRun {
       startGap: (a) => (a.growsDown ? a.start - guard * scale : a.start),
       endGap: (a) => (a.growsUp ? a.end + guard * scale : a.end),
       nodeCapacity: config.nodeCapacity,
+      innerNodeCapacity: config.innerNodeCapacity,
     });
   }
 
