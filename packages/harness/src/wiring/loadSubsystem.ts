@@ -22,6 +22,8 @@ const KINDS = ['arch', 'fs', 'driver', 'hugepage'];
  * here, to check them against the `Subsystem` interface; `create` makes new instances.
  */
 export async function loadSubsystemFile(path: string): Promise<SubsystemEntry> {
+  if (/\.[cm]?tsx?$/.test(path))
+    throw new SubsystemLoadError(`${path}: Node 20 does not run TypeScript: compile the subsystem to .js first (tsc), then load the .js`);
   const url = pathToFileURL(resolve(path)).href;
   let mod: { default?: unknown };
   try {

@@ -195,6 +195,9 @@ describe('vmalock subsystems --subsystem FILE', () => {
     const r = await cli(['subsystems', '--subsystem', bad]);
     expect(r.code).toBe(2);
     expect(r.err).toContain(`${bad}: the default export must be a factory (variant, api) => Subsystem or an object with create(variant)`);
+    const ts = await cli(['subsystems', '--subsystem', join(dir, 'mine.ts')]);
+    expect(ts.code).toBe(2);
+    expect(ts.err).toContain('mine.ts: Node 20 does not run TypeScript: compile the subsystem to .js first');
     const missing = await cli(['subsystems', '--subsystem', join(dir, 'nope.mjs')]);
     expect(missing.code).toBe(2);
     expect(missing.err).toContain('nope.mjs: cannot load');
