@@ -231,4 +231,5 @@ export {
   type SubsystemProcess,
   type SubsystemVariant,
 } from './subsys/subsystem.js';
+export { type Finding, type FindingKind, type MinimiseOptions, findingId, foldMessage, minimiseSchedule, switchesOf } from './check/findings.js';
 export { Lockdep, type LockdepAcquisition, type LockdepDependency, type LockdepOptions, type LockdepReport, formatLockdepReport } from './check/lockdep.js';

@@ -3,6 +3,7 @@ import { strategyNames } from '@vmalock/core';
 import yargs from 'yargs';
 import { type CliIo, ExitCode, UsageError, processIo } from './cliSupport.js';
 import { demoCommand } from './commands/demo.js';
+import { flagCommand } from './commands/flag.js';
 import { subsystemsCommand } from './commands/subsystems.js';
 import { traceReplayCommand } from './commands/traceReplay.js';
 
@@ -43,6 +44,44 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       (args) => {
         handled = true;
         exitCode = demoCommand(args, io);
+      },
+    )
+    .command(
+      'flag',
+      'Run each subsystem, legacy and converted, under a policy over many PCT schedules; print the verdicts and findings',
+      (y) =>
+        y
+          .option('policy', { type: 'string', demandOption: true, describe: 'The lock policy to judge the subsystems under' })
+          .option('subsystem', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'A subsystem by name, or a .js file (repeatable; default all)',
+          })
+          .option('variant', { type: 'string', describe: 'Only legacy or only converted' })
+          .option('schedules', { type: 'number', default: 200, describe: 'PCT schedules per subsystem variant' })
+          .option('pct-depth', { type: 'number', default: 3, describe: 'PCT bug depth d' })
+          .option('seed', { type: 'number', describe: 'Replay one run: its seed (with --schedule)' })
+          .option('schedule', { type: 'string', describe: 'Replay one run: its recorded schedule (with --seed)' })
+          .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
+          .example('$0 flag --policy vma-range', 'Which subsystems break without mmap_sem')
+          .example('$0 flag --policy per-vma --subsystem khugepaged --schedules 1000 --json', '')
+          .example("$0 flag --policy vma-range --subsystem pkeys --variant legacy --seed 3 --schedule '0*5.1*4'", 'Replay a finding'),
+      async (args) => {
+        handled = true;
+        exitCode = await flagCommand(
+          {
+            policy: args.policy,
+            subsystem: args.subsystem,
+            variant: args.variant,
+            schedules: args.schedules,
+            pctDepth: args['pct-depth'],
+            seed: args.seed,
+            schedule: args.schedule,
+            json: args.json,
+          },
+          io,
+        );
       },
     )
     .command(

@@ -1,0 +1,91 @@
+import { policyNames } from '@vmalock/policies';
+import { SUBSYSTEMS, type SubsystemEntry } from '@vmalock/subsystems';
+import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, seedOf } from '../cliSupport.js';
+import { flag } from '../flag/flag.js';
+import { SubsystemLoadError, loadSubsystemFile } from '../wiring/loadSubsystem.js';
+
+/** Arguments of `vmalock flag`. */
+export interface FlagArgs {
+  readonly policy: string;
+  readonly subsystem: readonly string[];
+  readonly variant: string | undefined;
+  readonly schedules: number;
+  readonly pctDepth: number;
+  readonly seed: number | undefined;
+  readonly schedule: string | undefined;
+  readonly json: boolean;
+}
+
+/** `vmalock flag --policy P [--subsystem NAME|./file.js ...] [--schedules N] [--json]`: the verdict table. Exits 0 whatever the verdicts. */
+export async function flagCommand(args: FlagArgs, io: CliIo): Promise<number> {
+  if (!policyNames().includes(args.policy)) throw new UsageError(`--policy: unknown policy '${args.policy}' (known: ${policyNames().join(', ')})`);
+  const schedules = positiveInt('--schedules', args.schedules, 1_000_000);
+  const depth = positiveInt('--pct-depth', args.pctDepth, 10);
+  if (args.variant !== undefined && args.variant !== 'legacy' && args.variant !== 'converted')
+    throw new UsageError(`--variant: expected legacy or converted, got '${args.variant}'`);
+  if ((args.seed === undefined) !== (args.schedule === undefined)) throw new UsageError('--seed and --schedule replay one run: give both');
+  const entries: SubsystemEntry[] = [];
+  for (const name of args.subsystem) {
+    if (name.includes('/') || name.endsWith('.js') || name.endsWith('.mjs') || name.endsWith('.ts')) {
+      try {
+        entries.push(await loadSubsystemFile(name));
+      } catch (e) {
+        if (e instanceof SubsystemLoadError) throw new UsageError(e.message);
+        throw e;
+      }
+      continue;
+    }
+    const entry = SUBSYSTEMS.find((s) => s.name === name);
+    if (entry === undefined)
+      throw new UsageError(`--subsystem: unknown subsystem '${name}' (known: ${SUBSYSTEMS.map((s) => s.name).join(', ')}; or a path to a .js file)`);
+    entries.push(entry);
+  }
+  const result = flag({
+    policy: args.policy,
+    subsystems: entries.length > 0 ? entries : SUBSYSTEMS,
+    schedules,
+    pctDepth: depth,
+    ...(args.variant !== undefined ? { variants: [args.variant] } : {}),
+    ...(args.seed !== undefined && args.schedule !== undefined ? { replay: { seed: seedOf(args.seed), schedule: args.schedule } } : {}),
+  });
+  if (args.json) {
+    const verdicts = result.verdicts.map((v) => ({
+      subsystem: v.subsystem,
+      variant: v.variant,
+      verdict: v.verdict,
+      declared: v.declared,
+      undeclared: v.undeclared,
+      schedules: v.schedules,
+      strategy: v.strategy,
+      depth: v.depth,
+      missProbability: v.missProbability,
+      hookCounts: v.hookCounts,
+      findings: v.findings.map((f) => ({
+        id: f.id,
+        kind: f.kind,
+        declared: f.declared,
+        evidence: f.evidence,
+        seed: f.seed,
+        schedule: f.schedule,
+        minimised: f.minimised,
+        replay: f.replay,
+      })),
+    }));
+    io.out(`${JSON.stringify({ policy: result.policy, verdicts })}\n`);
+    return ExitCode.ok;
+  }
+  const rows = result.verdicts.map((v) => [
+    v.subsystem,
+    v.variant,
+    v.verdict,
+    String(v.declared),
+    String(v.undeclared),
+    String(v.schedules),
+    v.verdict === 'safe' && v.missProbability !== null ? `P(missed depth-${v.depth} bug) <= ${v.missProbability.toPrecision(3)}` : '',
+  ]);
+  io.out(`${formatTable(['subsystem', 'variant', 'verdict', 'declared', 'undeclared', 'schedules', 'pct bound'], rows)}\n`);
+  for (const v of result.verdicts)
+    for (const f of v.findings)
+      io.out(`\n${f.id} (${f.kind}, ${f.declared === true ? 'declared' : 'undeclared'}) ${v.subsystem} ${v.variant}: ${f.evidence}\n  replay: ${f.replay}\n`);
+  return ExitCode.ok;
+}
