@@ -232,4 +232,17 @@ export {
   type SubsystemVariant,
 } from './subsys/subsystem.js';
 export { type Finding, type FindingKind, type MinimiseOptions, findingId, foldMessage, minimiseSchedule, switchesOf } from './check/findings.js';
+export {
+  type HistoryOp,
+  type LinearizabilityOptions,
+  type LinearizabilityResult,
+  type Mismatch,
+  type PartitionKey,
+  type SequentialModel,
+  type SubHistoryVerdict,
+  checkLinearizability,
+  defaultStepBudget,
+  formatLinearizability,
+  partitionHistory,
+} from './check/linearizability.js';
 export { Lockdep, type LockdepAcquisition, type LockdepDependency, type LockdepOptions, type LockdepReport, formatLockdepReport } from './check/lockdep.js';

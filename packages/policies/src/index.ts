@@ -13,3 +13,17 @@ export {
   rangeLockRetriesMax,
   rangeLockStatsOf,
 } from './rangeLockPolicy.js';
+export {
+  type MmHistoryOp,
+  MmHistoryRecorder,
+  type MmModelState,
+  type MmResult,
+  type MmWindow,
+  describeMmCall,
+  mmFingerprint,
+  mmPartition,
+  mmSequentialModel,
+  recordedWorkload,
+  replayCalls,
+  workloadWindow,
+} from './check/mmHistory.js';
