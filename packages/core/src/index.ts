@@ -245,4 +245,13 @@ export {
   formatLinearizability,
   partitionHistory,
 } from './check/linearizability.js';
+export {
+  RaceDetector,
+  type RaceAccess,
+  type RaceAccessKind,
+  type RaceDetectorOptions,
+  type RaceHeldLock,
+  type RaceReport,
+  formatRaceReport,
+} from './check/races.js';
 export { Lockdep, type LockdepAcquisition, type LockdepDependency, type LockdepOptions, type LockdepReport, formatLockdepReport } from './check/lockdep.js';

@@ -49,13 +49,32 @@ export interface RunOptions {
 /**
  * A checker that watches a run: told of lock requests (before the lock is tried, as lockdep's
  * `lock_acquire` is), acquisitions (including hand-offs to waiters), releases and accesses to
- * shared locations. A checker that throws fails the run with the thread that was running.
+ * shared locations; and of the other events that order threads (spawn, join, wake-ups, RCU grace
+ * periods) for happens-before checkers. A checker that throws fails the run with the thread that
+ * was running. Observers only watch: they never change a schedule.
  */
 export interface EngineObserver {
   onLockRequest?(thread: SimThread, lock: SimLock, mode: number, trylock: boolean, step: number): void;
   onLockAcquired?(thread: SimThread, lock: SimLock, mode: number, step: number): void;
   onLockReleased?(thread: SimThread, lock: SimLock, mode: number, step: number): void;
-  onAccess?(thread: SimThread, location: SharedLocation, write: boolean, step: number): void;
+  /** `atomic`: an atomic read-modify-write (`rmw`), reported with `write` true. */
+  onAccess?(thread: SimThread, location: SharedLocation, write: boolean, step: number, atomic: boolean): void;
+  /** A run begins (before the program's setup): per-run state starts fresh here. */
+  onRunStart?(options: RunOptions): void;
+  /** The run has ended, however it ended (called from a `finally`). */
+  onRunEnd?(): void;
+  /** `parent` started `child` with `spawn()` (threads spawned by the program's setup have no parent). */
+  onSpawn?(parent: SimThread, child: SimThread, step: number): void;
+  /** `joiner`'s `join(joined)` returns: `joined` has ended. */
+  onJoin?(joiner: SimThread, joined: SimThread, step: number): void;
+  /** `waker` wakes the sleepers of `queue` (`wake_up`), called before they are made runnable, even when none sleeps. */
+  onWakeUp?(waker: SimThread, queue: WaitQueue, step: number): void;
+  /** `thread`'s `waitEvent` on `queue` returns: its condition held, at once or on a recheck after a wake-up. */
+  onWaitEventReturn?(thread: SimThread, queue: WaitQueue, step: number): void;
+  /** `thread` left its outermost RCU read-side section. */
+  onRcuReadUnlock?(thread: SimThread, step: number): void;
+  /** `thread`'s `synchronize_rcu()` returns: every read-side section that was running when it began has ended. */
+  onSynchronizeRcuReturn?(thread: SimThread, step: number): void;
 }
 
 /** What `setup` receives: spawn the initial threads, draw program randomness. */
@@ -248,17 +267,22 @@ class Run implements LockHost {
       cpus: this.cpus,
       seed: this.options.seed,
     };
-    this.program(setup);
-    let failure: RunFailure | null;
     try {
-      failure = this.loop();
-    } catch (e) {
-      if (e instanceof ThreadError) failure = this.errorFailure(e);
-      else if (e instanceof ScheduleDivergence) failure = { kind: 'diverged', thread: null, step: this.step, message: e.message };
-      else throw e;
+      if (this.observers !== null) for (const o of this.observers) o.onRunStart?.(this.options);
+      this.program(setup);
+      let failure: RunFailure | null;
+      try {
+        failure = this.loop();
+      } catch (e) {
+        if (e instanceof ThreadError) failure = this.errorFailure(e);
+        else if (e instanceof ScheduleDivergence) failure = { kind: 'diverged', thread: null, step: this.step, message: e.message };
+        else throw e;
+      }
+      this.closeAll();
+      return this.result(failure);
+    } finally {
+      if (this.observers !== null) for (const o of this.observers) o.onRunEnd?.();
     }
-    this.closeAll();
-    return this.result(failure);
   }
 
   /** The scheduling loop. Returns the failure that ended the run, or null. */
@@ -394,7 +418,7 @@ class Run implements LockHost {
       }
       case Op.read: {
         const loc = e.a as SharedLocation;
-        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, false, step);
+        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, false, step, false);
         t.clockNs = loc.line.load(t.cpu, start + cost.effectNs, cost, this.epoch);
         t.resume = loc.value;
         this.traceEffect(t, e, step, start);
@@ -402,7 +426,7 @@ class Run implements LockHost {
       }
       case Op.write: {
         const loc = e.a as SharedLocation;
-        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step);
+        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step, false);
         t.clockNs = loc.line.store(t.cpu, start + cost.effectNs, cost, this.epoch);
         loc.value = e.b;
         this.traceEffect(t, e, step, start);
@@ -410,7 +434,7 @@ class Run implements LockHost {
       }
       case Op.atomicRmw: {
         const loc = e.a as SharedLocation;
-        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step);
+        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step, true);
         t.clockNs = loc.line.atomic(t.cpu, start + cost.effectNs, cost, this.epoch);
         const old = loc.value;
         loc.value = (e.b as (v: unknown) => unknown)(old);
@@ -432,7 +456,10 @@ class Run implements LockHost {
         t.clockNs = start + cost.effectNs;
         this.traceEffect(t, e, step, start);
         const condition = e.b as () => boolean;
-        if (condition()) return;
+        if (condition()) {
+          if (this.observers !== null) for (const o of this.observers) o.onWaitEventReturn?.(t, wq, step);
+          return;
+        }
         wq.sleepers.push(t);
         t.waitPredicate = condition;
         t.sleepQueue = wq;
@@ -443,6 +470,7 @@ class Run implements LockHost {
         const wq = e.a as WaitQueue;
         t.clockNs = start + cost.effectNs;
         this.traceEffect(t, e, step, start);
+        if (this.observers !== null) for (const o of this.observers) o.onWakeUp?.(t, wq, step);
         const count = e.n === 0 ? wq.sleepers.length : Math.min(e.n, wq.sleepers.length);
         for (const s of wq.sleepers.splice(0, count)) {
           s.recheck = true;
@@ -454,7 +482,9 @@ class Run implements LockHost {
         const req = e.a as SpawnRequest;
         t.clockNs = start + cost.effectNs + cost.spawnNs;
         this.traceEffect(t, e, step, start);
-        t.resume = this.spawn(req.name, req.body, req.cpu, t.clockNs);
+        const child = this.spawn(req.name, req.body, req.cpu, t.clockNs);
+        t.resume = child;
+        if (this.observers !== null) for (const o of this.observers) o.onSpawn?.(t, child, step);
         return;
       }
       case Op.join: {
@@ -465,6 +495,7 @@ class Run implements LockHost {
         if (target.state === ThreadState.done) {
           t.resume = target.result;
           if (target.clockNs > t.clockNs) t.clockNs = target.clockNs;
+          if (this.observers !== null) for (const o of this.observers) o.onJoin?.(t, target, step);
           return;
         }
         target.joiners.push(t);
@@ -490,6 +521,7 @@ class Run implements LockHost {
         this.traceEffect(t, e, step, start);
         if (--t.rcuNesting === 0) {
           t.rcuExits++;
+          if (this.observers !== null) for (const o of this.observers) o.onRcuReadUnlock?.(t, step);
           if (this.gracePeriods.length > 0) this.advanceGracePeriods();
         }
         return;
@@ -498,7 +530,10 @@ class Run implements LockHost {
         t.clockNs = start + cost.effectNs;
         this.traceEffect(t, e, step, start);
         const gp = this.startGracePeriod();
-        if (gp === null) return;
+        if (gp === null) {
+          if (this.observers !== null) for (const o of this.observers) o.onSynchronizeRcuReturn?.(t, step);
+          return;
+        }
         gp.sleepers.push(t);
         this.block(t, gp, 0, step);
         return;
@@ -604,6 +639,7 @@ class Run implements LockHost {
       throw new ThreadError(t, e);
     }
     if (ok) {
+      if (this.observers !== null) for (const o of this.observers) o.onWaitEventReturn?.(t, t.sleepQueue as WaitQueue, this.step - 1);
       t.waitPredicate = null;
       t.sleepQueue = null;
       return true;
@@ -636,7 +672,10 @@ class Run implements LockHost {
     if (t.held.length > 0) {
       throw new Error(`${t.label} ended holding ${t.held.map((h) => `${h.lock.name} (${modeName(h.mode)})`).join(', ')}`);
     }
-    for (const j of t.joiners.splice(0)) this.wake(j, value, this.cost.wakeupNs, t, 0);
+    for (const j of t.joiners.splice(0)) {
+      if (this.observers !== null) for (const o of this.observers) o.onJoin?.(j, t, this.step - 1);
+      this.wake(j, value, this.cost.wakeupNs, t, 0);
+    }
     if (this.gracePeriods.length > 0) this.advanceGracePeriods();
   }
 
@@ -676,7 +715,10 @@ class Run implements LockHost {
       }
       this.gracePeriods.splice(i, 1);
       for (const cb of gp.callbacks) cb();
-      for (const s of gp.sleepers) this.wake(s, undefined, this.cost.wakeupNs, gp, 0);
+      for (const s of gp.sleepers) {
+        if (this.observers !== null) for (const o of this.observers) o.onSynchronizeRcuReturn?.(s, this.step - 1);
+        this.wake(s, undefined, this.cost.wakeupNs, gp, 0);
+      }
     }
   }
 

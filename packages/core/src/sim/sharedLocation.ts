@@ -17,18 +17,28 @@ export class SharedLocation<T = unknown> {
     readonly owner = '',
   ) {}
 
+  /**
+   * Called with the location whenever a thread body builds an access effect, in the body's own
+   * frame (so a checker can take the simulated call stack there: the race detector with
+   * `stacks: true`). Null unless a checker installed one.
+   */
+  static onAccessBuilt: ((location: SharedLocation) => void) | null = null;
+
   /** Load: resumes with the value. */
   read(): Effect {
+    SharedLocation.onAccessBuilt?.(this);
     return this.#read;
   }
 
   /** Store `value`. */
   write(value: T): Effect {
+    SharedLocation.onAccessBuilt?.(this);
     return new Effect(Op.write, this, value);
   }
 
   /** An atomic read-modify-write: stores `update(old)`, resumes with the old value. */
   rmw(update: (old: T) => T): Effect {
+    SharedLocation.onAccessBuilt?.(this);
     return new Effect(Op.atomicRmw, this, update);
   }
 }
