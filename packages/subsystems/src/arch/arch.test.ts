@@ -8,20 +8,10 @@
 //    vma-range every legacy declaration conflicts and no converted one does.
 // Every suite prints how many schedules it ran; a failure prints seed=, strategy= and the
 // schedule that replays it.
-import {
-  MmStruct,
-  type Program,
-  type RunResult,
-  type StrategyName,
-  type Subsystem,
-  type SubsystemVariant,
-  checkAssumption,
-  checkMmInvariants,
-  readAssumptions,
-  runProgram,
-} from '@vmalock/core';
+import { MmStruct, type RunResult, type StrategyName, type Subsystem, type SubsystemVariant, checkAssumption, readAssumptions } from '@vmalock/core';
 import { createPolicy } from '@vmalock/policies';
 import { describe, expect, it } from 'vitest';
+import { replayLine, runChecked, runOptions, sweepSeeds, workloadProgram } from '../testing.js';
 import { archunmap } from './archUnmap.js';
 import { pkeys } from './pkeys.js';
 import { vdso } from './vdso.js';
@@ -82,47 +72,28 @@ function runOnce(
   seed: number,
   strategy: StrategyName,
   schedule?: string,
-): { r: RunResult; sub: Subsystem; failure: string | null } {
+): { result: RunResult; subsystem: Subsystem; failure: string | null } {
   const sub = family.create(variant);
   const mms = (typeof policies === 'string' ? [policies] : policies).map((policy, i) => {
     const mm = new MmStruct(i + 1, createPolicy(policy));
     sub.attach({ pid: i + 1, name: `proc${i + 1}`, mm });
     return mm;
   });
-  const program: Program = (sim) => {
-    for (const mm of mms) {
-      for (let t = 0; t < THREADS; t++) {
-        sim.spawn(`${mm.pid}:task${t}`, function* (thread) {
-          for (let i = 0; i < CALLS; i++) yield* sub.drive({ thread, mm }, thread.rng);
-        });
-      }
-    }
-  };
-  const r = runProgram(program, { seed, strategy, ...PCT, ...(schedule !== undefined ? { schedule } : {}) });
-  if (r.status !== 'ok') return { r, sub, failure: `${r.status}: ${r.failure?.message ?? r.summary}` };
-  try {
-    sub.checkInvariants();
-    for (const mm of mms) checkMmInvariants(mm);
-  } catch (e) {
-    return { r, sub, failure: e instanceof Error ? e.message : String(e) };
-  }
-  return { r, sub, failure: null };
-}
-
-function replayLine(r: RunResult): string {
-  return `seed=${r.seed} strategy=replay schedule=${r.schedule}`;
+  const program = workloadProgram({ subsystem: sub, mms, threads: THREADS, calls: CALLS, threadName: (mm, t) => `${mm.pid}:task${t}` });
+  const { result: r, broken } = runChecked(program, sub, mms, runOptions(seed, strategy, PCT, schedule));
+  if (r.status !== 'ok') return { result: r, subsystem: sub, failure: `${r.status}: ${r.failure?.message ?? r.summary}` };
+  return { result: r, subsystem: sub, failure: broken };
 }
 
 /** `schedules` pct runs of `variant` under `policies`; every one must keep every invariant, and every hook must run. */
 function holdsOver(family: Family, variant: SubsystemVariant, policies: string | readonly string[], schedules = SCHEDULES): void {
-  let steps = 0;
-  const hooks: Record<string, number> = {};
-  for (let seed = 0; seed < schedules; seed++) {
-    const { r, sub, failure } = runOnce(family, variant, policies, seed, 'pct');
-    expect(failure, `${family.name} ${variant} under ${String(policies)}: ${failure ?? ''}\n${replayLine(r)}`).toBeNull();
-    steps += r.steps;
-    for (const [hook, n] of Object.entries(sub.hookCounts)) hooks[hook] = (hooks[hook] ?? 0) + n;
-  }
+  const { steps, hooks } = sweepSeeds(
+    schedules,
+    (seed) => runOnce(family, variant, policies, seed, 'pct'),
+    ({ result, failure }) => {
+      expect(failure, `${family.name} ${variant} under ${String(policies)}: ${failure ?? ''}\n${replayLine(result)}`).toBeNull();
+    },
+  );
   // Coverage: a hook that never ran would make any verdict 'not exercised'.
   for (const [hook, n] of Object.entries(hooks)) expect(n, `${family.name} ${variant}: ${hook} never ran`).toBeGreaterThan(0);
   const counts = Object.entries(hooks)
@@ -164,12 +135,12 @@ describe.each(FAMILY)('$name', (family) => {
       ).toBeGreaterThan(0);
       const found = runOnce(family, 'legacy', 'vma-range', family.breakSeed, family.breakStrategy);
       expect(found.failure ?? '', `seed=${family.breakSeed} strategy=${family.breakStrategy} no longer breaks ${family.name} legacy`).toMatch(family.breaks);
-      const replayed = runOnce(family, 'legacy', 'vma-range', family.breakSeed, 'replay', found.r.schedule);
-      expect(replayed.r.status).not.toBe('diverged');
+      const replayed = runOnce(family, 'legacy', 'vma-range', family.breakSeed, 'replay', found.result.schedule);
+      expect(replayed.result.status).not.toBe('diverged');
       expect(replayed.failure).toBe(found.failure);
       console.log(
         `${family.name} legacy under vma-range: breaks in ${failing.pct}/${SEARCH_SEEDS} pct and ${failing.random}/${SEARCH_SEEDS} random schedules; ` +
-          `seed=${family.breakSeed} strategy=${family.breakStrategy}: ${found.failure}\n  replay: ${replayLine(found.r)}`,
+          `seed=${family.breakSeed} strategy=${family.breakStrategy}: ${found.failure}\n  replay: ${replayLine(found.result)}`,
       );
     });
   });

@@ -27,6 +27,7 @@ import {
   sysMunmap,
   yieldNow,
 } from '@vmalock/core';
+import { SubsystemBase } from '../common.js';
 
 /** A registered range `[start, end)` and the id of the thread that registered it (the only one that unmaps it). */
 export type ArchRange = readonly [start: number, end: number, owner: number];
@@ -78,43 +79,31 @@ export function trimRanges(table: readonly ArchRange[], start: number, end: numb
  * Invariant (`checkInvariants`): the table is sorted and disjoint, and every address an entry
  * covers is mapped.
  */
-abstract class ArchUnmapBase implements Subsystem {
+abstract class ArchUnmapBase extends SubsystemBase<ArchUnmapMm, ArchUnmapOp> {
   readonly name = 'archunmap';
   readonly kind = 'arch' as const;
-  abstract readonly variant: SubsystemVariant;
   readonly summary = 'arch_unmap bookkeeping: a per-mm table of registered ranges (x86 MPX bounds tables) trimmed when they are unmapped';
-  readonly #perMm = new Map<MmStruct, ArchUnmapMm>();
-  readonly #counts: Record<ArchUnmapOp, number> = { archUnmap: 0, register: 0, munmap: 0, mremap: 0 };
   /** The arch hooks installed on every attached mm. */
   readonly archHooks: ArchHooks;
 
   constructor() {
+    super({ archUnmap: 0, register: 0, munmap: 0, mremap: 0 });
     this.archHooks = { name: 'archunmap', unmap: (mm, thread, start, end) => this.#archUnmap(mm, thread, start, end) };
   }
 
-  get hookCounts(): Readonly<Record<string, number>> {
-    return this.#counts;
-  }
-
-  attach(proc: SubsystemProcess): void {
+  protected override attachState(proc: SubsystemProcess): ArchUnmapMm {
     const { mm } = proc;
-    if (this.#perMm.has(mm)) throw new Error(`archunmap: mm of pid ${proc.pid} attached twice`);
     const at = `${this.name}.mm${proc.pid}`;
-    this.#perMm.set(mm, {
+    const state: ArchUnmapMm = {
       mm,
       table: new SharedLocation<readonly ArchRange[]>(`${at}.bt_table`, [], this.name),
       lock: new Mutex(`${at}.bt_lock`),
-    });
+    };
     mm.archHooks.push(this.archHooks);
+    return state;
   }
 
-  stateOf(mm: MmStruct): ArchUnmapMm {
-    const s = this.#perMm.get(mm);
-    if (s === undefined) throw new Error(`archunmap: mm of pid ${mm.pid} is not attached`);
-    return s;
-  }
-
-  *drive(task: MmTask, rng: Prng): MmGen<void> {
+  override *drive(task: MmTask, rng: Prng): MmGen<void> {
     const s = this.stateOf(task.mm);
     // A thread unmaps only what it registered itself (as a program frees only its own memory):
     // the entries it reads for its own ranges are current, since only it unmaps them.
@@ -130,10 +119,10 @@ abstract class ArchUnmapBase implements Subsystem {
     const start = pick[0] + first * PAGE_SIZE;
     const len = rng.int(1, pages - first) * PAGE_SIZE;
     if (rng.chance(0.7)) {
-      this.#counts.munmap++;
+      this.count('munmap');
       yield* sysMunmap(task, start, len);
     } else {
-      this.#counts.mremap++;
+      this.count('mremap');
       yield* sysMremap(task, start, len, len + PAGE_SIZE, MREMAP_MAYMOVE, 0);
     }
   }
@@ -145,7 +134,7 @@ abstract class ArchUnmapBase implements Subsystem {
    * else unmaps the new range in between (`drive` unmaps only a thread's own ranges).
    */
   *register(task: MmTask, len: number): MmGen<number> {
-    this.#counts.register++;
+    this.count('register');
     const addr = yield* sysMmap(task, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (addr < 0) return addr;
     const s = this.stateOf(task.mm);
@@ -162,7 +151,7 @@ abstract class ArchUnmapBase implements Subsystem {
 
   /** `arch_unmap()`: drop [start, end) from the table. Context: munmap's guard, before its downgrade. */
   *#archUnmap(mm: MmStruct, thread: SimThread, start: number, end: number): MmGen<void> {
-    this.#counts.archUnmap++;
+    this.count('archUnmap');
     const s = this.stateOf(mm);
     yield* this.trimLocked(s, thread, start, end);
   }
@@ -172,8 +161,8 @@ abstract class ArchUnmapBase implements Subsystem {
   protected abstract lockForRegister(task: MmTask, s: ArchUnmapMm): MmGen<MmLockGuard | null>;
   protected abstract unlockForRegister(task: MmTask, s: ArchUnmapMm, hold: MmLockGuard | null): MmGen<void>;
 
-  checkInvariants(): void {
-    for (const s of this.#perMm.values()) {
+  override checkInvariants(): void {
+    for (const s of this.states()) {
       let prevEnd = 0;
       for (const [start, end] of s.table.value) {
         const where = `${s.table.name} entry [${hex(start)}, ${hex(end)})`;
@@ -188,8 +177,8 @@ abstract class ArchUnmapBase implements Subsystem {
     }
   }
 
-  locations(): readonly SharedLocation[] {
-    return [...this.#perMm.values()].map((s) => s.table);
+  override locations(): readonly SharedLocation[] {
+    return [...this.states()].map((s) => s.table);
   }
 }
 

@@ -28,6 +28,7 @@ import {
   sysMmap,
   sysMprotect,
 } from '@vmalock/core';
+import { SubsystemBase } from '../common.js';
 
 /** `arch_max_pkey()` on x86: 16 protection keys, PKRU has two bits per key. */
 export const ARCH_MAX_PKEY = 16;
@@ -83,21 +84,17 @@ type PkeysOp = 'pkeyAlloc' | 'pkeyFree' | 'pkeyMprotect' | 'mprotect' | 'fault';
  * mmap_sem write section; what the invariant needs — the check and the tag in one section — is
  * the same.
  */
-abstract class PkeysBase implements Subsystem {
+abstract class PkeysBase extends SubsystemBase<PkeysMm, PkeysOp> {
   readonly name = 'pkeys';
   readonly kind = 'arch' as const;
-  abstract readonly variant: SubsystemVariant;
   readonly summary = 'x86 protection keys: pkey_alloc/pkey_free/pkey_mprotect on the per-mm allocation bitmap (arch/x86/mm/pkeys.c, mm/mprotect.c)';
-  readonly #perMm = new Map<MmStruct, PkeysMm>();
-  readonly #counts: Record<PkeysOp, number> = { pkeyAlloc: 0, pkeyFree: 0, pkeyMprotect: 0, mprotect: 0, fault: 0 };
 
-  get hookCounts(): Readonly<Record<string, number>> {
-    return this.#counts;
+  constructor() {
+    super({ pkeyAlloc: 0, pkeyFree: 0, pkeyMprotect: 0, mprotect: 0, fault: 0 });
   }
 
   /** Map the arena (read-write anonymous, as a program would before tagging it) and set up the bitmap with key 0. */
-  attach(proc: SubsystemProcess): void {
-    if (this.#perMm.has(proc.mm)) throw new Error(`pkeys: mm of pid ${proc.pid} attached twice`);
+  protected override attachState(proc: SubsystemProcess): PkeysMm {
     const addr = runMmOp(
       proc.mm,
       (t) => sysMmap(t, PKEYS_ARENA, PKEYS_ARENA_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
@@ -105,24 +102,17 @@ abstract class PkeysBase implements Subsystem {
     );
     if (addr !== PKEYS_ARENA) throw new Error(`pkeys: cannot map the arena of pid ${proc.pid} at ${hex(PKEYS_ARENA)}: ${addr}`);
     const at = `${this.name}.mm${proc.pid}`;
-    this.#perMm.set(proc.mm, {
+    return {
       mm: proc.mm,
       allocationMap: new SharedLocation<number>(`${at}.pkey_allocation_map`, 1, this.name),
       allocatedCount: new SharedLocation<number>(`${at}.pkey_allocated_count`, 1, this.name),
       pagePkeys: new SharedLocation<ReadonlyMap<number, number>>(`${at}.page_pkeys`, new Map(), this.name),
       lock: new Mutex(`${at}.pkey_lock`),
-    });
-  }
-
-  /** The state of `mm` (attached). */
-  stateOf(mm: MmStruct): PkeysMm {
-    const s = this.#perMm.get(mm);
-    if (s === undefined) throw new Error(`pkeys: mm of pid ${mm.pid} is not attached`);
-    return s;
+    };
   }
 
   /** One user call: pkey_alloc, pkey_free, pkey_mprotect on the arena, a plain mprotect of it, or a fault in it. */
-  *drive(task: MmTask, rng: Prng): MmGen<void> {
+  override *drive(task: MmTask, rng: Prng): MmGen<void> {
     const page = PKEYS_ARENA + rng.int(0, PKEYS_ARENA_PAGES - 1) * PAGE_SIZE;
     const len = Math.min(rng.int(1, 3), (PKEYS_ARENA + PKEYS_ARENA_PAGES * PAGE_SIZE - page) / PAGE_SIZE) * PAGE_SIZE;
     switch (rng.int(0, 5)) {
@@ -137,18 +127,18 @@ abstract class PkeysBase implements Subsystem {
         yield* this.pkeyMprotect(task, page, len, rng.chance(0.5) ? PROT_READ : PROT_READ | PROT_WRITE, rng.int(0, DRIVEN_KEY_MAX));
         return;
       case 4:
-        this.#counts.mprotect++;
+        this.count('mprotect');
         yield* sysMprotect(task, page, len, rng.chance(0.5) ? PROT_NONE : PROT_READ | PROT_WRITE);
         return;
       default:
-        this.#counts.fault++;
+        this.count('fault');
         yield* handleMmFault(task, page, rng.chance(0.5) ? 'write' : 'read');
     }
   }
 
   /** `sys_pkey_alloc()`: the lowest free key, or -ENOSPC. */
   *pkeyAlloc(task: MmTask): MmGen<number> {
-    this.#counts.pkeyAlloc++;
+    this.count('pkeyAlloc');
     const s = this.stateOf(task.mm);
     const hold = yield* this.lock(task, s);
     const map = (yield s.allocationMap.read()) as number;
@@ -170,7 +160,7 @@ abstract class PkeysBase implements Subsystem {
 
   /** `sys_pkey_free()`: 0, -EINVAL (key 0, out of range or not allocated), -EBUSY (pages carry it). */
   *pkeyFree(task: MmTask, key: number): MmGen<number> {
-    this.#counts.pkeyFree++;
+    this.count('pkeyFree');
     if (key <= 0 || key >= ARCH_MAX_PKEY) return -EINVAL;
     const s = this.stateOf(task.mm);
     const hold = yield* this.lock(task, s);
@@ -198,7 +188,7 @@ abstract class PkeysBase implements Subsystem {
    * changed but no page is tagged), mprotect's own errors.
    */
   *pkeyMprotect(task: MmTask, addr: number, len: number, prot: number, key: number): MmGen<number> {
-    this.#counts.pkeyMprotect++;
+    this.count('pkeyMprotect');
     if (key < 0 || key >= ARCH_MAX_PKEY) return -EINVAL;
     const r = yield* sysMprotect(task, addr, len, prot);
     if (r < 0) return r;
@@ -227,8 +217,8 @@ abstract class PkeysBase implements Subsystem {
   protected abstract lock(task: MmTask, s: PkeysMm): MmGen<MmLockGuard | null>;
   protected abstract unlock(task: MmTask, s: PkeysMm, hold: MmLockGuard | null): MmGen<void>;
 
-  checkInvariants(): void {
-    for (const s of this.#perMm.values()) {
+  override checkInvariants(): void {
+    for (const s of this.states()) {
       const pid = s.mm.pid;
       const map = s.allocationMap.value;
       if ((map & 1) === 0) throw new SubsystemInvariantError(this.name, `${s.allocationMap.name}: key 0 is not allocated (map ${hex(map)})`);
@@ -247,8 +237,8 @@ abstract class PkeysBase implements Subsystem {
     }
   }
 
-  locations(): readonly SharedLocation[] {
-    return [...this.#perMm.values()].flatMap((s) => [s.allocationMap, s.allocatedCount, s.pagePkeys]);
+  override locations(): readonly SharedLocation[] {
+    return [...this.states()].flatMap((s) => [s.allocationMap, s.allocatedCount, s.pagePkeys]);
   }
 }
 

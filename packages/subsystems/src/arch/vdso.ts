@@ -28,6 +28,7 @@ import {
   sysMremap,
   yieldNow,
 } from '@vmalock/core';
+import { SubsystemBase } from '../common.js';
 
 /** The vdso's size: two pages (the kernel's image is 1-2 pages plus `[vvar]`, not modelled). */
 export const VDSO_LEN = 2 * PAGE_SIZE;
@@ -71,17 +72,15 @@ type VdsoHook = 'mremap' | 'signal' | 'move';
  *
  * Invariant (`checkInvariants`): exactly one `[vdso]` VMA, and the pointer equals its start.
  */
-abstract class VdsoBase implements Subsystem {
+abstract class VdsoBase extends SubsystemBase<VdsoMm, VdsoHook> {
   readonly name = 'vdso';
   readonly kind = 'arch' as const;
-  abstract readonly variant: SubsystemVariant;
   readonly summary = 'x86 per-mm vdso pointer, updated by the [vdso] mapping mremap hook, read by signal delivery (arch/x86/entry/vdso/vma.c)';
-  readonly #perMm = new Map<MmStruct, VdsoMm>();
-  readonly #counts: Record<VdsoHook, number> = { mremap: 0, signal: 0, move: 0 };
   /** The special mapping's vm_ops (`vdso_mapping`): its name and the mremap hook. */
   readonly vmOps: VmOperations;
 
   constructor() {
+    super({ mremap: 0, signal: 0, move: 0 });
     this.vmOps = {
       name: 'vdso',
       vmaName: () => VDSO_NAME,
@@ -89,35 +88,24 @@ abstract class VdsoBase implements Subsystem {
     };
   }
 
-  get hookCounts(): Readonly<Record<string, number>> {
-    return this.#counts;
-  }
-
   /** `map_vdso()`: install the special mapping in the first slot and point `context.vdso` at it. */
-  attach(proc: SubsystemProcess): void {
+  protected override attachState(proc: SubsystemProcess): VdsoMm {
     const { mm } = proc;
-    if (this.#perMm.has(mm)) throw new Error(`vdso: mm of pid ${proc.pid} attached twice`);
     if (mm.findVmaIntersection(VDSO_WINDOW, VDSO_WINDOW + VDSO_SLOTS * VDSO_LEN) !== null)
       throw new Error(`vdso: the window at ${hex(VDSO_WINDOW)} of pid ${proc.pid} is not free`);
     // _install_special_mapping() before the process runs: nobody can hold a lock on it yet.
     const vma = new Vma(VDSO_WINDOW, VDSO_WINDOW + VDSO_LEN, VM_READ | VM_EXEC | VM_MAYREAD | VM_MAYEXEC | VM_DONTEXPAND, 0, null, null, this.vmOps);
     mm.insertVmaUnchecked(vma);
     const at = `${this.name}.mm${proc.pid}`;
-    this.#perMm.set(mm, {
+    return {
       mm,
       pointer: new SharedLocation<number>(`${at}.context.vdso`, vma.start, this.name),
       lock: new SpinLock(`${at}.vdso_lock`),
       seq: new SeqCount(`${at}.vdso_seq`),
-    });
+    };
   }
 
-  stateOf(mm: MmStruct): VdsoMm {
-    const s = this.#perMm.get(mm);
-    if (s === undefined) throw new Error(`vdso: mm of pid ${mm.pid} is not attached`);
-    return s;
-  }
-
-  *drive(task: MmTask, rng: Prng): MmGen<void> {
+  override *drive(task: MmTask, rng: Prng): MmGen<void> {
     if (rng.chance(0.5)) yield* this.moveVdso(task, rng.int(0, VDSO_SLOTS - 2));
     else yield* this.deliverSignal(task);
   }
@@ -127,7 +115,7 @@ abstract class VdsoBase implements Subsystem {
    * pointer, maybe stale: mremap then fails with -EFAULT) to slot `slot` of the other free ones.
    */
   *moveVdso(task: MmTask, slot: number): MmGen<number> {
-    this.#counts.move++;
+    this.count('move');
     const s = this.stateOf(task.mm);
     const from = (yield s.pointer.read()) as number;
     const fromSlot = (from - VDSO_WINDOW) / VDSO_LEN;
@@ -137,13 +125,13 @@ abstract class VdsoBase implements Subsystem {
 
   /** `vdso_mremap()`: the vdso VMA now starts at `vma.start`. Context: mremap's move (`provides('vmaMremap')`). */
   *#mremapHook(vma: Vma, thread: SimThread): MmGen<void> {
-    this.#counts.mremap++;
+    this.count('mremap');
     yield* this.setPointer(this.stateOf(this.#mmOf(vma, thread)), vma.start);
   }
 
   /** The attached mm whose tree holds `vma` (one subsystem object may serve several processes). */
   #mmOf(vma: Vma, thread: SimThread): MmStruct {
-    for (const mm of this.#perMm.keys()) if (mm.vmaLookup(vma.start) === vma) return mm;
+    for (const { mm } of this.states()) if (mm.vmaLookup(vma.start) === vma) return mm;
     throw new Error(`vdso: mremap hook in ${thread.label} for ${vma.toString()}, which no attached mm maps`);
   }
 
@@ -153,7 +141,7 @@ abstract class VdsoBase implements Subsystem {
   protected abstract setPointer(s: VdsoMm, start: number): MmGen<void>;
 
   protected countSignal(): void {
-    this.#counts.signal++;
+    this.count('signal');
   }
 
   /** The handler returns through `[vdso]` at `addr`: a VMA of ours must start there. */
@@ -166,8 +154,8 @@ abstract class VdsoBase implements Subsystem {
       );
   }
 
-  checkInvariants(): void {
-    for (const s of this.#perMm.values()) {
+  override checkInvariants(): void {
+    for (const s of this.states()) {
       const vdsos = [...s.mm.vmas()].filter((v) => v.vmOps === this.vmOps);
       if (vdsos.length !== 1) throw new SubsystemInvariantError(this.name, `mm${s.mm.pid} has ${vdsos.length} ${VDSO_NAME} VMAs`);
       const vma = vdsos[0]!;
@@ -178,8 +166,8 @@ abstract class VdsoBase implements Subsystem {
     }
   }
 
-  locations(): readonly SharedLocation[] {
-    return [...this.#perMm.values()].map((s) => s.pointer);
+  override locations(): readonly SharedLocation[] {
+    return [...this.states()].map((s) => s.pointer);
   }
 }
 

@@ -33,6 +33,7 @@ import {
   sysMmap,
   sysMunmap,
 } from '@vmalock/core';
+import { SubsystemBase, fdInstall } from '../common.js';
 
 /** Where each process maps its binder buffer (`binder_mmap` takes what user space asks for). */
 export const BINDER_BASE = 0x60000000;
@@ -88,21 +89,17 @@ type BinderHook = 'vmaOpen' | 'vmaClose' | 'fault';
  * `mmap_read_lock` (see `BinderLegacy`), converted takes the policy's own read lock for the
  * page's address and revalidates (see `BinderConverted`).
  */
-abstract class BinderDriver implements Subsystem {
+abstract class BinderDriver extends SubsystemBase<BinderAlloc, BinderHook> {
   readonly name = 'binder';
   readonly kind = 'driver' as const;
-  abstract readonly variant: SubsystemVariant;
   readonly summary = 'binder: a driver that keeps a pointer to its VMA and inserts pages from an ioctl (drivers/android/binder_alloc.c)';
-  readonly #procs = new Map<MmStruct, BinderAlloc>();
-  readonly #counts: Record<BinderHook, number> = { vmaOpen: 0, vmaClose: 0, fault: 0 };
 
-  get hookCounts(): Readonly<Record<string, number>> {
-    return this.#counts;
+  constructor() {
+    super({ vmaOpen: 0, vmaClose: 0, fault: 0 });
   }
 
   /** Open `/dev/binder` in the process (`binder_open`): a device file whose vm_operations are binder's. */
-  attach(proc: SubsystemProcess): void {
-    if (this.#procs.has(proc.mm)) throw new Error(`binder: mm of pid ${proc.pid} attached twice`);
+  protected override attachState(proc: SubsystemProcess): BinderAlloc {
     const at = `${this.name}.mm${proc.pid}`;
     const vmOps: VmOperations = {
       name: this.name,
@@ -111,8 +108,7 @@ abstract class BinderDriver implements Subsystem {
       fault: (vmf) => this.vmFault(vmf),
     };
     const file = new MmFile('/dev/binder', 0x1000 + proc.pid, BINDER_DEV_MAJOR, BINDER_DEV_MINOR, true, false, vmOps);
-    const fd = firstFreeFd(proc.mm);
-    proc.mm.files.set(fd, file);
+    const fd = fdInstall(proc.mm, file);
     const alloc: BinderAlloc = {
       mm: proc.mm,
       file,
@@ -120,18 +116,16 @@ abstract class BinderDriver implements Subsystem {
       vma: new SharedLocation<Vma | null>(`${at}.alloc.vma`, null, this.name),
       installed: new SharedLocation<number>(`${at}.alloc.installed`, 0, this.name),
     };
-    this.#procs.set(proc.mm, alloc);
+    return alloc;
   }
 
   /** The allocator of `mm` (attached). */
   allocOf(mm: MmStruct): BinderAlloc {
-    const a = this.#procs.get(mm);
-    if (a === undefined) throw new Error(`binder: mm of pid ${mm.pid} is not attached`);
-    return a;
+    return this.stateOf(mm);
   }
 
   /** One user call: mmap the device, the ioctl that installs a buffer page (twice as likely), munmap the buffer, or a read of it (a fault: SIGBUS). */
-  *drive(task: MmTask, rng: Prng): MmGen<void> {
+  override *drive(task: MmTask, rng: Prng): MmGen<void> {
     const alloc = this.allocOf(task.mm);
     switch (rng.int(0, 4)) {
       case 0:
@@ -183,7 +177,7 @@ abstract class BinderDriver implements Subsystem {
 
   /** `binder_mmap` -> `binder_alloc_mmap_handler` (our `vmOps.open`; also runs on a split-off part, which it ignores). */
   protected *mmapHandler(alloc: BinderAlloc, vma: Vma, _thread: SimThread): MmGen<void> {
-    this.#counts.vmaOpen++;
+    this.count('vmaOpen');
     // vm_flags_mod(vma, VM_DONTCOPY | VM_MIXEDMAP, VM_MAYWRITE)
     vma.flags = (vma.flags | VM_DONTCOPY | VM_MIXEDMAP) & ~VM_MAYWRITE;
     if ((yield alloc.vma.read()) === null) yield alloc.vma.write(vma);
@@ -191,19 +185,19 @@ abstract class BinderDriver implements Subsystem {
 
   /** `binder_vma_close` -> `binder_alloc_vma_close`: the buffer's VMA is gone. */
   protected *vmaClose(alloc: BinderAlloc, vma: Vma, _thread: SimThread): MmGen<void> {
-    this.#counts.vmaClose++;
+    this.count('vmaClose');
     if ((yield alloc.vma.read()) === vma) yield alloc.vma.write(null);
   }
 
   /** `binder_vm_fault`: user space never faults binder pages in. */
   // eslint-disable-next-line require-yield
   protected *vmFault(_vmf: VmFault): MmGen<VmFaultResult> {
-    this.#counts.fault++;
+    this.count('fault');
     return { kind: 'sigbus' };
   }
 
-  checkInvariants(): void {
-    for (const alloc of this.#procs.values()) {
+  override checkInvariants(): void {
+    for (const alloc of this.states()) {
       const { mm } = alloc;
       const stored = alloc.vma.value;
       if (stored !== null && (stored.detached || mm.vmaLookup(stored.start) !== stored))
@@ -217,8 +211,8 @@ abstract class BinderDriver implements Subsystem {
     }
   }
 
-  locations(): readonly SharedLocation[] {
-    return [...this.#procs.values()].flatMap((a) => [a.vma, a.installed]);
+  override locations(): readonly SharedLocation[] {
+    return [...this.states()].flatMap((a) => [a.vma, a.installed]);
   }
 }
 
@@ -286,11 +280,4 @@ class BinderConverted extends BinderDriver {
 /** The binder driver of `variant`: a new instance, one allocator per attached process. */
 export function binder(variant: SubsystemVariant): Subsystem {
   return variant === 'legacy' ? new BinderLegacy() : new BinderConverted();
-}
-
-/** `get_unused_fd_flags()`: the lowest fd from 3 up that the process has not opened. */
-export function firstFreeFd(mm: MmStruct): number {
-  let fd = 3;
-  while (mm.files.has(fd)) fd++;
-  return fd;
 }

@@ -23,13 +23,12 @@ import {
   type Subsystem,
   type SubsystemVariant,
   checkAssumption,
-  checkMmInvariants,
   readAssumptions,
-  runProgram,
   sysMadvise,
 } from '@vmalock/core';
 import { createPolicy } from '@vmalock/policies';
 import { describe, expect, it } from 'vitest';
+import { firstFailing, replayLine, runChecked, runOptions, sweepSeeds, trialsByStrategy, workloadProgram } from '../testing.js';
 import { HMM_BASE, HMM_PAGES, binder, gem, hmm } from './index.js';
 
 const SCHEDULES = 1000;
@@ -37,8 +36,7 @@ const SCHEDULES = 1000;
 const DONTNEED_SCHEDULES = 500;
 const SEARCH_SEEDS_MAX = 1000;
 const THREADS = 3;
-const PCT_DEPTH = 3;
-const PCT_STEPS = 100;
+const PCT = { pctDepth: 3, pctSteps: 100 } as const;
 
 /** One subsystem under test: its factory, how many `drive` calls each thread makes, what its breakage looks like. */
 interface Fixture {
@@ -83,69 +81,39 @@ function runOnce(fixture: Fixture, variant: SubsystemVariant, policy: string, sp
   const mm = new MmStruct(1, createPolicy(policy));
   const subsystem = fixture.create(variant);
   subsystem.attach({ pid: 1, name: 'p1', mm });
-  const result = runProgram(
-    (sim) => {
-      for (let t = 0; t < THREADS; t++) {
-        sim.spawn(`task${t}`, function* (thread) {
-          const task = { thread, mm };
-          for (let i = 0; i < fixture.drives; i++) yield* subsystem.drive(task, thread.rng);
-        });
-      }
-      if (spec.dontneed === true) {
-        sim.spawn('dontneed', function* (thread) {
-          for (let i = 0; i < 2; i++) {
-            const first = thread.rng.int(0, HMM_PAGES - 1);
-            yield* sysMadvise({ thread, mm }, HMM_BASE + first * PAGE_SIZE, thread.rng.int(1, HMM_PAGES - first) * PAGE_SIZE, MADV_DONTNEED);
-          }
-        });
-      }
-    },
-    {
-      seed: spec.seed,
-      strategy: spec.strategy,
-      pctDepth: PCT_DEPTH,
-      pctSteps: PCT_STEPS,
-      ...(spec.schedule !== undefined ? { schedule: spec.schedule } : {}),
-    },
-  );
-  let broken: string | null = result.status === 'ok' ? null : (result.failure?.message ?? result.summary);
-  if (broken === null) {
-    try {
-      subsystem.checkInvariants();
-      checkMmInvariants(mm);
-    } catch (e) {
-      broken = (e as Error).message;
+  const program = workloadProgram({ subsystem, mms: [mm], threads: THREADS, calls: fixture.drives, threadName: (_mm, t) => `task${t}` }, (sim) => {
+    if (spec.dontneed === true) {
+      sim.spawn('dontneed', function* (thread) {
+        for (let i = 0; i < 2; i++) {
+          const first = thread.rng.int(0, HMM_PAGES - 1);
+          yield* sysMadvise({ thread, mm }, HMM_BASE + first * PAGE_SIZE, thread.rng.int(1, HMM_PAGES - first) * PAGE_SIZE, MADV_DONTNEED);
+        }
+      });
     }
-  }
-  return { result, subsystem, broken };
-}
-
-function replayLine(r: RunResult): string {
-  return `seed=${r.seed} strategy=replay schedule=${r.schedule}`;
+  });
+  const { result, broken } = runChecked(program, subsystem, [mm], runOptions(spec.seed, spec.strategy, PCT, spec.schedule));
+  return { result, subsystem, broken: result.status === 'ok' ? broken : (result.failure?.message ?? result.summary) };
 }
 
 /** Run seeds 0..schedules-1 under pct; fail on the first broken run; return the summed hook counts. */
 function holdsOverSchedules(fixture: Fixture, variant: SubsystemVariant, policy: string, dontneed = false, schedules = SCHEDULES): Record<string, number> {
-  const hooks: Record<string, number> = {};
-  for (let seed = 0; seed < schedules; seed++) {
-    const { result, subsystem, broken } = runOnce(fixture, variant, policy, { seed, strategy: 'pct', dontneed });
-    if (broken !== null) expect.fail(`${fixture.name} ${variant} under ${policy}: ${broken}\n${result.summary}\nreplay: ${replayLine(result)}`);
-    for (const [hook, n] of Object.entries(subsystem.hookCounts)) hooks[hook] = (hooks[hook] ?? 0) + n;
-  }
+  const { hooks } = sweepSeeds(
+    schedules,
+    (seed) => runOnce(fixture, variant, policy, { seed, strategy: 'pct', dontneed }),
+    ({ result, broken }) => {
+      if (broken !== null) expect.fail(`${fixture.name} ${variant} under ${policy}: ${broken}\n${result.summary}\nreplay: ${replayLine(result)}`);
+    },
+  );
   return hooks;
 }
 
 /** The first broken run over the fixture's strategies and seeds (bounded), or null. */
 function searchBreak(fixture: Fixture, variant: SubsystemVariant, policy: string, dontneed = false): { outcome: Outcome; tried: number } | null {
-  let tried = 0;
-  for (const strategy of fixture.search) {
-    for (let seed = 0; seed < SEARCH_SEEDS_MAX; seed++) {
-      tried++;
-      const outcome = runOnce(fixture, variant, policy, { seed, strategy, dontneed });
-      if (outcome.broken !== null) return { outcome, tried };
-    }
-  }
-  return null;
+  return firstFailing(
+    trialsByStrategy(fixture.search, SEARCH_SEEDS_MAX),
+    ({ seed, strategy }) => runOnce(fixture, variant, policy, { seed, strategy, dontneed }),
+    (o) => o.broken !== null,
+  );
 }
 
 /** Find a breaking schedule, replay it, and assert the replay breaks the same way; returns the report line. */

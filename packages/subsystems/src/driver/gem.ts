@@ -36,7 +36,7 @@ import {
   sysMprotect,
   sysMunmap,
 } from '@vmalock/core';
-import { firstFreeFd } from './binder.js';
+import { SubsystemBase, fdInstall } from '../common.js';
 
 /** Where each process maps its GEM objects: object i's mapping number c at `gemWindow(i, c)`. */
 export const GEM_BASE = 0x62000000;
@@ -107,21 +107,17 @@ type GemHook = 'vmaOpen' | 'vmaClose' | 'fault';
  * handles; an object is freed exactly when its refcount is 0; no VMA maps a freed object. A
  * fault on, or an `open` of, a freed object throws at once (a use after free).
  */
-abstract class GemDriver implements Subsystem {
+abstract class GemDriver extends SubsystemBase<GemFile, GemHook> {
   readonly name = 'gem';
   readonly kind = 'driver' as const;
-  abstract readonly variant: SubsystemVariant;
   readonly summary = 'gem: buffer objects refcounted through vm_ops->open/close (drivers/gpu/drm/drm_gem.c)';
-  readonly #procs = new Map<MmStruct, GemFile>();
-  readonly #counts: Record<GemHook, number> = { vmaOpen: 0, vmaClose: 0, fault: 0 };
 
-  get hookCounts(): Readonly<Record<string, number>> {
-    return this.#counts;
+  constructor() {
+    super({ vmaOpen: 0, vmaClose: 0, fault: 0 });
   }
 
   /** Open the DRM device in the process: a device file whose vm_operations are GEM's, no object yet. */
-  attach(proc: SubsystemProcess): void {
-    if (this.#procs.has(proc.mm)) throw new Error(`gem: mm of pid ${proc.pid} attached twice`);
+  protected override attachState(proc: SubsystemProcess): GemFile {
     const at = `${this.name}.mm${proc.pid}`;
     const vmOps: VmOperations = {
       name: this.name,
@@ -130,8 +126,7 @@ abstract class GemDriver implements Subsystem {
       fault: (vmf) => this.vmFault(gf, vmf),
     };
     const file = new MmFile('/dev/dri/card0', 0x2000 + proc.pid, DRM_DEV_MAJOR, 0, true, true, vmOps);
-    const fd = firstFreeFd(proc.mm);
-    proc.mm.files.set(fd, file);
+    const fd = fdInstall(proc.mm, file);
     const gf: GemFile = {
       mm: proc.mm,
       file,
@@ -144,14 +139,12 @@ abstract class GemDriver implements Subsystem {
       })),
       tableLock: new Mutex(`${at}.table_lock`),
     };
-    this.#procs.set(proc.mm, gf);
+    return gf;
   }
 
   /** The DRM file of `mm` (attached). */
   fileOf(mm: MmStruct): GemFile {
-    const f = this.#procs.get(mm);
-    if (f === undefined) throw new Error(`gem: mm of pid ${mm.pid} is not attached`);
-    return f;
+    return this.stateOf(mm);
   }
 
   /**
@@ -159,7 +152,7 @@ abstract class GemDriver implements Subsystem {
    * its windows, replacing what is there), munmap or mprotect part of a window (splits run
    * `open`), or a write fault in it.
    */
-  *drive(task: MmTask, rng: Prng): MmGen<void> {
+  override *drive(task: MmTask, rng: Prng): MmGen<void> {
     const gf = this.fileOf(task.mm);
     const obj = gf.objects[rng.int(0, GEM_OBJECTS - 1)]!;
     const window = gemWindow(obj.index, rng.int(0, GEM_WINDOWS - 1));
@@ -249,20 +242,20 @@ abstract class GemDriver implements Subsystem {
 
   /** `drm_gem_mmap_obj` on a new VMA, `drm_gem_vm_open` on a copy: one more reference. */
   protected *vmOpen(gf: GemFile, vma: Vma, _thread: SimThread): MmGen<void> {
-    this.#counts.vmaOpen++;
+    this.count('vmaOpen');
     vma.flags |= VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
     yield* this.objectGet(this.#objectOf(gf, vma), 'vm_ops->open');
   }
 
   /** `drm_gem_vm_close`: the VMA's reference goes. */
   protected *vmClose(gf: GemFile, vma: Vma, _thread: SimThread): MmGen<void> {
-    this.#counts.vmaClose++;
+    this.count('vmaClose');
     yield* this.objectPut(this.#objectOf(gf, vma));
   }
 
   /** `drm_gem_shmem_fault`: the object's page. */
   protected *vmFault(gf: GemFile, vmf: VmFault): MmGen<VmFaultResult> {
-    this.#counts.fault++;
+    this.count('fault');
     const obj = this.#objectOf(gf, vmf.vma);
     if ((yield obj.freed.read()) as boolean) this.useAfterFree(obj, 'a page fault');
     return { kind: 'page', page: vmf.pgoff };
@@ -274,8 +267,8 @@ abstract class GemDriver implements Subsystem {
     return obj;
   }
 
-  checkInvariants(): void {
-    for (const gf of this.#procs.values()) {
+  override checkInvariants(): void {
+    for (const gf of this.states()) {
       const mapped = gf.objects.map(() => 0);
       for (const vma of gf.mm.vmas()) if (vma.file === gf.file) mapped[objectIndexOf(vma)]!++;
       for (const obj of gf.objects) {
@@ -292,8 +285,8 @@ abstract class GemDriver implements Subsystem {
     }
   }
 
-  locations(): readonly SharedLocation[] {
-    return [...this.#procs.values()].flatMap((gf) => gf.objects.flatMap((o) => [o.refcount, o.handles, o.freed]));
+  override locations(): readonly SharedLocation[] {
+    return [...this.states()].flatMap((gf) => gf.objects.flatMap((o) => [o.refcount, o.handles, o.freed]));
   }
 }
 

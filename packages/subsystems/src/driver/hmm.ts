@@ -34,6 +34,7 @@ import {
   sysMprotect,
   sysMunmap,
 } from '@vmalock/core';
+import { SubsystemBase } from '../common.js';
 
 /** The range each process mirrors to its device (mapped at attach, anonymous, read-write). */
 export const HMM_BASE = 0x61000000;
@@ -83,21 +84,17 @@ type HmmHook = 'invalidateRangeStart' | 'invalidateRangeEnd';
  * The device faults for write, so the page it mirrors is the process's own anonymous page and
  * no un-notified copy-on-write replaces it later.
  */
-abstract class HmmMirrorDriver implements Subsystem {
+abstract class HmmMirrorDriver extends SubsystemBase<HmmMirror, HmmHook> {
   readonly name = 'hmm';
   readonly kind = 'driver' as const;
-  abstract readonly variant: SubsystemVariant;
   readonly summary = 'hmm: a device mirror of the CPU page table, filled by device faults, invalidated by an MMU notifier (mm/hmm.c, mm/mmu_notifier.c)';
-  readonly #procs = new Map<MmStruct, HmmMirror>();
-  readonly #counts: Record<HmmHook, number> = { invalidateRangeStart: 0, invalidateRangeEnd: 0 };
 
-  get hookCounts(): Readonly<Record<string, number>> {
-    return this.#counts;
+  constructor() {
+    super({ invalidateRangeStart: 0, invalidateRangeEnd: 0 });
   }
 
   /** Map the range (read-write anonymous) and register the mirror's MMU notifier on the mm. */
-  attach(proc: SubsystemProcess): void {
-    if (this.#procs.has(proc.mm)) throw new Error(`hmm: mm of pid ${proc.pid} attached twice`);
+  protected override attachState(proc: SubsystemProcess): HmmMirror {
     const addr = runMmOp(
       proc.mm,
       (t) => sysMmap(t, HMM_BASE, HMM_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
@@ -119,14 +116,12 @@ abstract class HmmMirrorDriver implements Subsystem {
       invalidateRangeEnd: (_mm, thread, start, end) => this.#invalidate(mirror, thread, start, end, 'invalidateRangeEnd'),
     };
     proc.mm.mmuNotifiers.push(notifier);
-    this.#procs.set(proc.mm, mirror);
+    return mirror;
   }
 
   /** The mirror of `mm` (attached). */
   mirrorOf(mm: MmStruct): HmmMirror {
-    const m = this.#procs.get(mm);
-    if (m === undefined) throw new Error(`hmm: mm of pid ${mm.pid} is not attached`);
-    return m;
+    return this.stateOf(mm);
   }
 
   /**
@@ -135,7 +130,7 @@ abstract class HmmMirrorDriver implements Subsystem {
    * mprotect. (Not madvise(MADV_DONTNEED): it zaps under mmap_sem *read*, which legacy's
    * exclusion does not cover even with mmap_sem; the tests drive it separately.)
    */
-  *drive(task: MmTask, rng: Prng): MmGen<void> {
+  override *drive(task: MmTask, rng: Prng): MmGen<void> {
     const mirror = this.mirrorOf(task.mm);
     const index = rng.int(0, HMM_PAGES - 1);
     const addr = HMM_BASE + index * PAGE_SIZE;
@@ -170,7 +165,7 @@ abstract class HmmMirrorDriver implements Subsystem {
   /** The notifier's callback for [start, end): each variant's `invalidateStart` / `invalidateEnd` on the part it mirrors. */
   *#invalidate(mirror: HmmMirror, thread: SimThread, start: number, end: number, hook: HmmHook): MmGen<void> {
     if (end <= HMM_BASE || start >= HMM_END) return;
-    this.#counts[hook]++;
+    this.count(hook);
     const first = Math.max(0, Math.floor((start - HMM_BASE) / PAGE_SIZE));
     const last = Math.min(HMM_PAGES, Math.ceil((end - HMM_BASE) / PAGE_SIZE));
     if (hook === 'invalidateRangeStart') yield* this.invalidateStart(mirror, thread, first, last);
@@ -183,8 +178,8 @@ abstract class HmmMirrorDriver implements Subsystem {
   /** `invalidate_range_end`. */
   protected abstract invalidateEnd(mirror: HmmMirror, thread: SimThread): MmGen<void>;
 
-  checkInvariants(): void {
-    for (const mirror of this.#procs.values()) {
+  override checkInvariants(): void {
+    for (const mirror of this.states()) {
       const { mm } = mirror;
       mirror.pages.forEach((loc, i) => {
         const page = loc.value;
@@ -204,8 +199,8 @@ abstract class HmmMirrorDriver implements Subsystem {
     }
   }
 
-  locations(): readonly SharedLocation[] {
-    return [...this.#procs.values()].flatMap((m) => [...m.pages, m.seq, m.active]);
+  override locations(): readonly SharedLocation[] {
+    return [...this.states()].flatMap((m) => [...m.pages, m.seq, m.active]);
   }
 }
 

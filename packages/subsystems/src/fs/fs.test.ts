@@ -25,17 +25,16 @@ import {
   type Subsystem,
   type SubsystemVariant,
   checkAssumption,
-  checkMmInvariants,
   handleMmFault,
   readAssumptions,
   runMmOp,
-  runProgram,
   sysMprotect,
   sysMremap,
   sysMunmap,
 } from '@vmalock/core';
 import { createPolicy } from '@vmalock/policies';
 import { describe, expect, it } from 'vitest';
+import { type WorkloadCall, firstFailing, replayLine, runChecked, runOptions, sweepSeeds, trialsAlternating, workloadProgram } from '../testing.js';
 import { aioring } from './aioring.js';
 import { PAGECACHE_SLOTS, PAGECACHE_WINDOW, type PageCacheBase, pagecache } from './pagecache.js';
 import { UFFD_SLOTS, UFFD_WINDOW, type UserfaultfdBase, userfaultfd } from './userfaultfd.js';
@@ -94,8 +93,8 @@ const FAMILIES: readonly Family[] = [
 ];
 
 interface Outcome {
-  readonly r: RunResult;
-  readonly sub: Subsystem;
+  readonly result: RunResult;
+  readonly subsystem: Subsystem;
   /** The subsystem's or the mm's invariant that failed at the end, or null. */
   readonly broken: string | null;
 }
@@ -107,34 +106,23 @@ function runOnce(f: Family, variant: SubsystemVariant, policy: string, seed: num
   sub.attach({ pid: 1, name: 'p1', mm });
   const prepare = f.prepare;
   if (prepare !== null) runMmOp(mm, (task) => prepare(task, sub), 'prepare');
-  const r = runProgram(
-    (sim) => {
-      for (let t = 0; t < THREADS; t++) {
-        sim.spawn(`user${t}`, function* (thread) {
-          const task = { thread, mm };
-          for (let i = 0; i < CALLS; i++) {
-            if (f.mmCalls !== null && thread.rng.chance(0.25)) yield* f.mmCalls(task, thread.rng);
-            else yield* sub.drive(task, thread.rng);
-          }
-        });
-      }
-    },
-    { seed, strategy, pctDepth: 3, pctSteps: PCT_STEPS, ...(schedule !== undefined ? { schedule } : {}) },
-  );
-  let broken: string | null = null;
-  if (r.status === 'ok') {
-    try {
-      sub.checkInvariants();
-      checkMmInvariants(mm);
-    } catch (e) {
-      broken = e instanceof Error ? e.message : String(e);
-    }
-  }
-  return { r, broken, sub };
+  const mmCalls = f.mmCalls;
+  const call: WorkloadCall | null = mmCalls === null ? null : (task, rng) => (rng.chance(0.25) ? mmCalls(task, rng) : sub.drive(task, rng));
+  const program = workloadProgram({
+    subsystem: sub,
+    mms: [mm],
+    threads: THREADS,
+    calls: CALLS,
+    threadName: (_mm, t) => `user${t}`,
+    ...(call !== null ? { call } : {}),
+  });
+  const { result: r, broken } = runChecked(program, sub, [mm], runOptions(seed, strategy, { pctDepth: 3, pctSteps: PCT_STEPS }, schedule));
+  return { result: r, broken, subsystem: sub };
 }
 
-function replayLine(r: RunResult): string {
-  return `${r.summary}\nreplay: seed=${r.seed} strategy=replay schedule=${r.schedule}`;
+/** The run's summary and the line that replays it. */
+function summaryAndReplay(r: RunResult): string {
+  return `${r.summary}\nreplay: ${replayLine(r)}`;
 }
 
 describe.each(FAMILIES)('fs subsystem $name', (f) => {
@@ -145,14 +133,13 @@ describe.each(FAMILIES)('fs subsystem $name', (f) => {
     ['converted', 'per-vma'],
   ];
   it.each(cases)(`should keep its invariants and the mm's, ${f.name} %s under %s (${SCHEDULES} pct schedules)`, (variant, policy) => {
-    let steps = 0;
-    const hooks: Record<string, number> = {};
-    for (let seed = 0; seed < SCHEDULES; seed++) {
-      const { r, broken, sub } = runOnce(f, variant, policy, seed, 'pct');
-      if (r.status !== 'ok' || broken !== null) expect.fail(`${broken ?? ''}\n${replayLine(r)}`);
-      steps += r.steps;
-      for (const [hook, n] of Object.entries(sub.hookCounts)) hooks[hook] = (hooks[hook] ?? 0) + n;
-    }
+    const { steps, hooks } = sweepSeeds(
+      SCHEDULES,
+      (seed) => runOnce(f, variant, policy, seed, 'pct'),
+      ({ result, broken }) => {
+        if (result.status !== 'ok' || broken !== null) expect.fail(`${broken ?? ''}\n${summaryAndReplay(result)}`);
+      },
+    );
     // Every hook the variant installs ran.
     for (const [hook, n] of Object.entries(hooks)) expect(n, `${hook} never ran`).toBeGreaterThan(0);
     console.log(
@@ -198,27 +185,31 @@ const SEARCH_SEEDS = 400;
 
 describe.each(FAMILIES)('fs subsystem $name, legacy under vma-range (no mmap_sem)', (f) => {
   it('should break: a bounded search finds a schedule where its invariant fails, and replaying it fails the same way', () => {
-    let found: Outcome | null = null;
-    let tried = 0;
-    for (let seed = 0; seed < SEARCH_SEEDS && found === null; seed++, tried++) {
-      const o = runOnce(f, 'legacy', 'vma-range', seed, seed % 2 === 0 ? 'pct' : 'random');
-      expect(o.r.status, replayLine(o.r)).toBe('ok');
-      if (o.broken !== null) found = o;
-    }
+    const search = firstFailing(
+      trialsAlternating(['pct', 'random'], SEARCH_SEEDS),
+      ({ seed, strategy }) => {
+        const o = runOnce(f, 'legacy', 'vma-range', seed, strategy);
+        expect(o.result.status, summaryAndReplay(o.result)).toBe('ok');
+        return o;
+      },
+      (o) => o.broken !== null,
+    );
+    const found = search?.outcome ?? null;
+    const tried = search?.tried ?? SEARCH_SEEDS;
     expect(found, `no failing schedule in ${SEARCH_SEEDS} seeds`).not.toBeNull();
-    const again = runOnce(f, 'legacy', 'vma-range', found!.r.seed, 'replay', found!.r.schedule);
-    expect(again.r.status, replayLine(again.r)).toBe('ok');
+    const again = runOnce(f, 'legacy', 'vma-range', found!.result.seed, 'replay', found!.result.schedule);
+    expect(again.result.status, summaryAndReplay(again.result)).toBe('ok');
     expect(again.broken).toBe(found!.broken);
     console.log(
-      `${f.name} legacy under vma-range: broken after ${tried} schedules: ${found!.broken}\nreplay: seed=${found!.r.seed} strategy=replay schedule=${found!.r.schedule}`,
+      `${f.name} legacy under vma-range: broken after ${tried} schedules: ${found!.broken}\nreplay: seed=${found!.result.seed} strategy=replay schedule=${found!.result.schedule}`,
     );
   });
 
   it('should break the same way replaying its named seed and schedule', () => {
     const b = BREAKS[f.name]!;
     const o = runOnce(f, 'legacy', 'vma-range', b.seed, 'replay', b.schedule);
-    expect(o.r.status, replayLine(o.r)).toBe('ok');
-    expect(o.broken, replayLine(o.r)).toMatch(b.broken);
+    expect(o.result.status, summaryAndReplay(o.result)).toBe('ok');
+    expect(o.broken, summaryAndReplay(o.result)).toMatch(b.broken);
     console.log(`${f.name} legacy under vma-range: seed=${b.seed} strategy=replay schedule=${b.schedule} -> ${o.broken}`);
   });
 });

@@ -31,6 +31,7 @@ import {
   mmapLegacyUnlock,
   sysMmap,
 } from '@vmalock/core';
+import { fdInstall } from '../common.js';
 
 /** The most pages the file ever holds (ftruncate's sizes are 0..this). */
 export const PAGECACHE_PAGES_MAX = 8;
@@ -90,9 +91,7 @@ export abstract class PageCacheBase implements Subsystem {
   protected abstract vmOps(): VmOperations;
 
   attach(proc: SubsystemProcess): void {
-    let fd = 3;
-    while (proc.mm.files.has(fd)) fd++;
-    proc.mm.files.set(fd, this.file);
+    const fd = fdInstall(proc.mm, this.file);
     this.#fds.set(proc.mm, fd);
     this.procs.push(proc);
   }

@@ -28,6 +28,7 @@ import {
   mmapLegacyUnlock,
   sysMmap,
 } from '@vmalock/core';
+import { fdInstall } from '../common.js';
 
 /** Pages of one mapping of the memfd. */
 export const UFFD_MAPPING_PAGES = 8;
@@ -86,11 +87,9 @@ export abstract class UserfaultfdBase implements Subsystem {
   protected readonly procs = new Map<MmStruct, { readonly proc: SubsystemProcess; readonly file: MmFile; readonly fd: number }>();
 
   attach(proc: SubsystemProcess): void {
-    let fd = 3;
-    while (proc.mm.files.has(fd)) fd++;
     const ops: VmOperations = { name: 'userfaultfd', fault: (vmf) => this.fault(proc, vmf), close: (vma) => this.close(proc, vma) };
     const file = new MmFile('/memfd:uffd (deleted)', 0x3000 + proc.pid, 0, 1, true, true, ops);
-    proc.mm.files.set(fd, file);
+    const fd = fdInstall(proc.mm, file);
     this.procs.set(proc.mm, { proc, file, fd });
   }
 

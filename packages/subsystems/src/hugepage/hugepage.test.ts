@@ -27,14 +27,13 @@ import {
   type StrategyName,
   type SubsystemVariant,
   checkAssumption,
-  checkMmInvariants,
   handleMmFault,
   readAssumptions,
   runMmOp,
-  runProgram,
 } from '@vmalock/core';
 import { createPolicy } from '@vmalock/policies';
 import { describe, expect, it } from 'vitest';
+import { firstFailing, replayLine, runChecked, runOptions, sweepSeeds, trialsByStrategy } from '../testing.js';
 import { HUGEPAGE_AREAS, mapHugepageAreas } from './hugepageOps.js';
 import { type Khugepaged, khugepaged } from './khugepaged.js';
 import { type Thp, thp } from './thp.js';
@@ -113,10 +112,10 @@ const FAMILY: readonly Family[] = [
 ];
 
 interface Outcome {
-  readonly r: RunResult;
+  readonly result: RunResult;
   /** The run's error, or the first invariant that fails after it; null: all held. */
   readonly failure: string | null;
-  readonly sub: Khugepaged | Thp;
+  readonly subsystem: Khugepaged | Thp;
   readonly mm: MmStruct;
 }
 
@@ -134,29 +133,20 @@ function runOnce(
   runMmOp(mm, (task) => mapHugepageAreas(task, workload.prefault), 'prologue');
   const sub = family.create(variant);
   sub.attach({ pid: 1, name: 'proc1', mm });
-  const r = runProgram(workload.program(sub, mm), { seed, strategy, ...PCT, ...(schedule !== undefined ? { schedule } : {}) });
-  if (r.status !== 'ok') return { r, failure: r.summary, sub, mm };
-  try {
-    sub.checkInvariants();
-    checkMmInvariants(mm);
-  } catch (e) {
-    return { r, failure: e instanceof Error ? e.message : String(e), sub, mm };
-  }
-  return { r, failure: null, sub, mm };
-}
-
-function replayLine(r: RunResult): string {
-  return `seed=${r.seed} strategy=replay schedule=${r.schedule}`;
+  const { result: r, broken } = runChecked(workload.program(sub, mm), sub, [mm], runOptions(seed, strategy, PCT, schedule));
+  return { result: r, failure: r.status === 'ok' ? broken : r.summary, subsystem: sub, mm };
 }
 
 /** SCHEDULES pct runs that must all keep every invariant; returns a one-line count for the log. */
 function holdsOver(family: Family, variant: SubsystemVariant, policy: string): string {
-  let hooks = 0;
-  for (let seed = 0; seed < SCHEDULES; seed++) {
-    const { r, failure, sub } = runOnce(family, family.workload, variant, policy, seed, 'pct');
-    expect(failure, `${family.name} (${variant}) under ${policy}: ${failure}\nreplay: ${replayLine(r)}`).toBeNull();
-    hooks += Object.values(sub.hookCounts).reduce((a, b) => a + b, 0);
-  }
+  const sweep = sweepSeeds(
+    SCHEDULES,
+    (seed) => runOnce(family, family.workload, variant, policy, seed, 'pct'),
+    ({ result, failure }) => {
+      expect(failure, `${family.name} (${variant}) under ${policy}: ${failure}\nreplay: ${replayLine(result)}`).toBeNull();
+    },
+  );
+  const hooks = Object.values(sweep.hooks).reduce((a, b) => a + b, 0);
   return `hugepage ${family.name} (${variant}) under ${policy}: ${SCHEDULES} pct schedules (depth ${PCT.pctDepth}, ${PCT.pctSteps} steps), invariants held, ${hooks} hook calls`;
 }
 
@@ -176,11 +166,12 @@ describe.each(FAMILY)('$name', (family) => {
 
 /** The first seed below SEARCH_SEEDS whose run under `strategy` fails. */
 function searchFailure(family: Family, workload: Workload, policy: string, strategy: StrategyName): Outcome | null {
-  for (let seed = 0; seed < SEARCH_SEEDS; seed++) {
-    const o = runOnce(family, workload, 'legacy', policy, seed, strategy);
-    if (o.failure !== null) return o;
-  }
-  return null;
+  const found = firstFailing(
+    trialsByStrategy([strategy], SEARCH_SEEDS),
+    (t) => runOnce(family, workload, 'legacy', policy, t.seed, t.strategy),
+    (o) => o.failure !== null,
+  );
+  return found?.outcome ?? null;
 }
 
 /**
@@ -237,13 +228,13 @@ describe.each(BREAKS)('the legacy $family.name ($workload.name) under $policy', 
   it(`should break at seed=${b.seed} (${b.strategy}), the first a bounded search finds, and again on the replay of its schedule`, () => {
     const found = searchFailure(b.family, b.workload, b.policy, b.strategy);
     expect(found, `no failing ${b.strategy} schedule in ${SEARCH_SEEDS} seeds`).not.toBeNull();
-    const { r } = found!;
+    const { result: r } = found!;
     expect(found!.failure, `replay: ${replayLine(r)}`).toMatch(b.breaks);
     expect({ seed: r.seed, strategy: r.strategy, schedule: r.schedule }).toEqual({ seed: b.seed, strategy: b.strategy, schedule: b.schedule });
     const again = runOnce(b.family, b.workload, 'legacy', b.policy, b.seed, 'replay', b.schedule);
     expect(again.failure).toMatch(b.breaks);
     console.log(
-      `hugepage ${b.family.name} (legacy, ${b.workload.name}) under ${b.policy}: breaks at seed=${b.seed} (${b.strategy}): ${again.failure}\nreplay: ${replayLine(again.r)}`,
+      `hugepage ${b.family.name} (legacy, ${b.workload.name}) under ${b.policy}: breaks at seed=${b.seed} (${b.strategy}): ${again.failure}\nreplay: ${replayLine(again.result)}`,
     );
   });
 });
