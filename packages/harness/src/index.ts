@@ -16,3 +16,6 @@ export {
 } from './strace/parseStrace.js';
 export { type TaskRecord, parseTasks } from './strace/parseTasks.js';
 export { type DemoParams, type DemoRun, defaultDemoParams, demoProgram, demoScalingThreads, runDemo } from './demo.js';
+export { type FlagOptions, type Verdict, flag, schedulesToFirstFinding } from './flag/flag.js';
+export { type PhaseWiring, type ProcessSpec, type WiredProcess, wireMachine } from './wiring/machine.js';
+export { SubsystemLoadError, loadSubsystemFile } from './wiring/loadSubsystem.js';

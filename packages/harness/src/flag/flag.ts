@@ -192,3 +192,26 @@ export function flag(options: FlagOptions): { policy: string; verdicts: Verdict[
   }
   return { policy: options.policy, verdicts };
 }
+
+/**
+ * How many schedules of `strategy` (seeds `firstSeed`, `firstSeed + 1`, ...) it takes until the
+ * subsystem variant shows its first problem under `policy` (1 = the first run), or null when
+ * none of `cap` schedules does (bench:detect).
+ */
+export function schedulesToFirstFinding(
+  entry: SubsystemEntry,
+  variant: SubsystemVariant,
+  policy: string,
+  strategy: 'pct' | 'random',
+  firstSeed: number,
+  cap: number,
+  pctDepth = 3,
+): number | null {
+  const sink: { last: ReturnType<SubsystemEntry['create']> | null; mm: MmStruct | null } = { last: null, mm: null };
+  const program = workload(entry, variant, policy, sink);
+  for (let i = 0; i < cap; i++) {
+    const r = runProgram(program, { seed: firstSeed + i, strategy, pctDepth, pctSteps: PCT_STEPS });
+    if (failureOf(r, sink) !== null) return i + 1;
+  }
+  return null;
+}
