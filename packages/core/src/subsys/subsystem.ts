@@ -49,6 +49,11 @@ export interface Subsystem {
   attach(proc: SubsystemProcess): void;
   /** One operation a user thread of an attached process makes on it (a syscall, an ioctl, a fault on its mapping), chosen with `rng`. */
   drive(task: MmTask, rng: Prng): MmGen<void>;
+  /**
+   * One pass of the subsystem's own kernel thread (khugepaged's scan), if it has one: workloads
+   * run it on a thread of its own next to the user threads that `drive` it.
+   */
+  daemon?(task: MmTask, rng: Prng): MmGen<void>;
   /** Its own invariants at a quiescent point (no thread inside it); throws SubsystemInvariantError. */
   checkInvariants(): void;
   /** The instrumented locations it owns. */

@@ -69,6 +69,13 @@ function workload(
       sim.spawn(`${entry.name}${t}`, function* (thread) {
         for (let i = 0; i < CALLS; i++) yield* s.drive({ thread, mm }, thread.rng);
       });
+    // A subsystem with a kernel thread (khugepaged) gets it, running its passes meanwhile.
+    if (s.daemon !== undefined) {
+      const daemon = s.daemon.bind(s);
+      sim.spawn(`${entry.name}d`, function* (thread) {
+        for (let i = 0; i < CALLS; i++) yield* daemon({ thread, mm }, thread.rng);
+      });
+    }
   };
 }
 

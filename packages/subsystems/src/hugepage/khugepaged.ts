@@ -129,6 +129,11 @@ abstract class Khugepaged implements Subsystem {
    * One wake-up of the khugepaged kernel thread (`khugepaged_do_scan` on this mm): find the next
    * PMD worth collapsing from the scan cursor, and collapse it. Returns true when it collapsed one.
    */
+  /** The khugepaged kernel thread's pass, for workloads that run it beside the user threads. */
+  *daemon(task: MmTask, _rng: Prng): MmGen<void> {
+    yield* this.scanPass(task);
+  }
+
   *scanPass(task: MmTask): MmGen<boolean> {
     const slot = this.#slot(task.mm);
     this.hookCounts['khugepagedScan']!++;
