@@ -11,28 +11,10 @@ import {
   mmapAssertLocked,
   mmapAssertWriteLocked,
 } from '@vmalock/core';
-
-const READ: readonly ProvidedLock[] = [{ lock: 'mmap_sem', mode: 'read' }];
-const WRITE: readonly ProvidedLock[] = [{ lock: 'mmap_sem', mode: 'write' }];
+import { type ProvidesTable, providesLike } from './provides.js';
 
 /** What each hook site runs under in Linux before 6.4. */
-const PROVIDES: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
-  fault: READ,
-  pageMkwrite: READ,
-  gup: READ,
-  stackGrowth: [...READ, { lock: 'page_table_lock', mode: 'write' }],
-  vmaOpen: WRITE,
-  vmaClose: READ, // munmap closes VMAs after downgrading
-  vmaMremap: WRITE,
-  fileMmap: WRITE,
-  mmapRegion: WRITE,
-  munmapRegion: READ,
-  archUnmap: WRITE, // arch_unmap runs before munmap's downgrade
-  mprotectFixup: WRITE,
-  mremapMove: WRITE,
-  fork: WRITE,
-  exit: WRITE,
-};
+const PROVIDES: ProvidesTable = providesLike('mmap_sem');
 
 /**
  * `global-rwsem`: the kernel before 6.4. Everything is serialised by the one mmap_sem: faults,

@@ -15,6 +15,7 @@ import {
   rcuReadLock,
   rcuReadUnlock,
 } from '@vmalock/core';
+import { type ProvidesTable, providesLike } from './provides.js';
 import { GlobalRwsemPolicy } from './globalRwsem.js';
 
 /** The design choices of per-VMA locking that the kernel's history turned on and off. */
@@ -71,32 +72,13 @@ function guardVma(guard: MmLockGuard): Vma | null {
   return guard.state === null ? null : (guard.state as Vma);
 }
 
-const MMAP_READ: readonly ProvidedLock[] = [{ lock: 'mmap_sem', mode: 'read' }];
-const MMAP_WRITE: readonly ProvidedLock[] = [{ lock: 'mmap_sem', mode: 'write' }];
-
 /**
  * What each hook site runs under in Linux 6.5+ with per-VMA locks. Only anonymous VMAs (no
  * vm_operations) take the VMA-lock fast path, so `vm_ops->fault` and `page_mkwrite` still run
  * under mmap_sem read; stack growth runs under mmap_sem write (6.5: "always expand the stack with
  * the mmap write lock held"). The rest is as before 6.4.
  */
-const PROVIDES: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
-  fault: MMAP_READ,
-  pageMkwrite: MMAP_READ,
-  gup: MMAP_READ,
-  stackGrowth: MMAP_WRITE,
-  vmaOpen: MMAP_WRITE,
-  vmaClose: MMAP_READ, // munmap closes VMAs after downgrading
-  vmaMremap: MMAP_WRITE,
-  fileMmap: MMAP_WRITE,
-  mmapRegion: MMAP_WRITE,
-  munmapRegion: MMAP_READ,
-  archUnmap: MMAP_WRITE, // arch_unmap runs before munmap's downgrade
-  mprotectFixup: MMAP_WRITE,
-  mremapMove: MMAP_WRITE,
-  fork: MMAP_WRITE,
-  exit: MMAP_WRITE,
-};
+const PROVIDES: ProvidesTable = providesLike('mmap_sem', { stackGrowth: [{ lock: 'mmap_sem', mode: 'write' }] });
 
 /**
  * `per-vma`: Linux 6.4+ per-VMA locks (Suren Baghdasaryan). Everything that changes VMAs runs

@@ -17,6 +17,7 @@ import {
   type Vma,
   hex,
 } from '@vmalock/core';
+import { type ProvidesTable, providesLike } from './provides.js';
 
 /**
  * How much of the address space a request locks.
@@ -64,27 +65,8 @@ const FULL: Span = [0, TASK_SIZE];
 /** A request whose VMAs keep changing under it is retried at most this often before we call it a livelock. */
 export const rangeLockRetriesMax = 1000;
 
-const READ: readonly ProvidedLock[] = [{ lock: 'range_lock', mode: 'read' }];
-const WRITE: readonly ProvidedLock[] = [{ lock: 'range_lock', mode: 'write' }];
-
 /** What each hook site runs under: the range lock in the mode mmap_sem had there. */
-const PROVIDES: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
-  fault: READ,
-  pageMkwrite: READ,
-  gup: READ,
-  stackGrowth: [...READ, { lock: 'page_table_lock', mode: 'write' }],
-  vmaOpen: WRITE,
-  vmaClose: READ, // munmap closes VMAs after downgrading
-  vmaMremap: WRITE,
-  fileMmap: WRITE,
-  mmapRegion: WRITE,
-  munmapRegion: READ,
-  archUnmap: WRITE, // arch_unmap runs before munmap's downgrade
-  mprotectFixup: WRITE,
-  mremapMove: WRITE,
-  fork: WRITE,
-  exit: WRITE,
-};
+const PROVIDES: ProvidesTable = providesLike('range_lock');
 
 /** The range lock of `mm` (`mm<pid>.mmap_range`); `mm` must run under a `RangeLockPolicy`. */
 export function rangeLockOf(mm: MmStruct): RangeLock {

@@ -18,6 +18,7 @@ import {
   mmapAssertWriteLocked,
   vmStartGap,
 } from '@vmalock/core';
+import { type ProvidesTable, providesLike } from './provides.js';
 
 /**
  * A `vm_area_lock` (the design's R1, R7): the reader/writer lock of one area, kept in the data of
@@ -127,27 +128,8 @@ interface Plan {
   readonly locks: VmAreaLock[];
 }
 
-const AREA_READ: readonly ProvidedLock[] = [{ lock: 'vm_area_lock', mode: 'read' }];
-const AREA_WRITE: readonly ProvidedLock[] = [{ lock: 'vm_area_lock', mode: 'write' }];
-
 /** What each hook site runs under, without mmap_sem (vma-range). */
-const PROVIDES: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
-  fault: AREA_READ,
-  pageMkwrite: AREA_READ,
-  gup: AREA_READ,
-  stackGrowth: [...AREA_READ, { lock: 'page_table_lock', mode: 'write' }],
-  vmaOpen: AREA_WRITE,
-  vmaClose: AREA_READ, // munmap closes VMAs after downgrading its area
-  vmaMremap: AREA_WRITE,
-  fileMmap: AREA_WRITE,
-  mmapRegion: AREA_WRITE,
-  munmapRegion: AREA_READ,
-  archUnmap: AREA_WRITE, // arch_unmap runs before munmap's downgrade
-  mprotectFixup: AREA_WRITE,
-  mremapMove: AREA_WRITE,
-  fork: AREA_WRITE,
-  exit: AREA_WRITE,
-};
+const PROVIDES: ProvidesTable = providesLike('vm_area_lock');
 
 function state(mm: MmStruct): AreaState {
   return mm.policyState as AreaState;
@@ -761,25 +743,7 @@ export class HybridPolicy extends VmaRangePolicy {
   }
 }
 
-const MMAP_READ: readonly ProvidedLock[] = [{ lock: 'mmap_sem', mode: 'read' }];
-const MMAP_WRITE: readonly ProvidedLock[] = [{ lock: 'mmap_sem', mode: 'write' }];
-const HYBRID_MMAP: Readonly<Record<HookSite, readonly ProvidedLock[]>> = {
-  fault: MMAP_READ,
-  pageMkwrite: MMAP_READ,
-  gup: MMAP_READ,
-  stackGrowth: MMAP_READ,
-  vmaOpen: MMAP_WRITE,
-  vmaClose: MMAP_READ,
-  vmaMremap: MMAP_WRITE,
-  fileMmap: MMAP_WRITE,
-  mmapRegion: MMAP_WRITE,
-  munmapRegion: MMAP_READ,
-  archUnmap: MMAP_WRITE,
-  mprotectFixup: MMAP_WRITE,
-  mremapMove: MMAP_WRITE,
-  fork: MMAP_WRITE,
-  exit: MMAP_WRITE,
-};
+const HYBRID_MMAP: ProvidesTable = providesLike('mmap_sem', { stackGrowth: [{ lock: 'mmap_sem', mode: 'read' }] });
 
 /** The tree entries (VMAs and dummies) intersecting [start, end), as an array. */
 function entriesIn(mm: MmStruct, start: number, end: number): Vma[] {
