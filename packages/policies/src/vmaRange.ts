@@ -108,8 +108,6 @@ interface HeldState {
   readonly readLocks: VmAreaLock[];
   /** hybrid: how mmap_sem is held. */
   mmapSem: 'read' | 'write' | null;
-  /** R9: page_table_lock taken for a stack growth. */
-  growth: boolean;
 }
 
 /** Bound on re-planning one request (STYLE: every loop has a bound); reached only by a livelock. */
@@ -416,12 +414,10 @@ export class VmaRangePolicy implements LockPolicy {
       return false;
     }
     yield mm.pageTables.pageTableLock.lock();
-    held(guard).growth = true;
     return true;
   }
 
   *endStackGrowth(guard: MmLockGuard): MmGen<void> {
-    held(guard).growth = false;
     yield guard.mm.pageTables.pageTableLock.unlock();
   }
 
@@ -475,7 +471,7 @@ export class VmaRangePolicy implements LockPolicy {
 
   /** hybrid: take mmap_sem as global-rwsem would, first. */
   *#mmapSem(mm: MmStruct, mode: 'read' | 'write', into?: HeldState): MmGen<HeldState> {
-    const h: HeldState = into ?? { areas: [], readLocks: [], mmapSem: null, growth: false };
+    const h: HeldState = into ?? { areas: [], readLocks: [], mmapSem: null };
     if (this.keepMmapSem && h.mmapSem === null) {
       yield mode === 'write' ? mm.mmapSem.downWrite() : mm.mmapSem.downRead();
       h.mmapSem = mode;
