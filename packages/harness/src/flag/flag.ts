@@ -1,7 +1,5 @@
 import {
   type Finding,
-  MmStruct,
-  type Program,
   type RunResult,
   type SubsystemVariant,
   checkAssumption,
@@ -14,6 +12,7 @@ import {
 } from '@vmalock/core';
 import { createPolicy } from '@vmalock/policies';
 import type { SubsystemEntry } from '@vmalock/subsystems';
+import { type WorkloadSink, PCT_STEPS, workload } from './workload.js';
 
 /** What `flag` runs. */
 export interface FlagOptions {
@@ -47,43 +46,8 @@ export interface Verdict {
   readonly findings: readonly Finding[];
 }
 
-/** Threads and calls of the workload that drives a subsystem. */
-const THREADS = 3;
-const CALLS = 3;
-const PCT_STEPS = 300;
-
-/** One process with `subsystem` attached, THREADS threads each driving it CALLS times. */
-function workload(
-  entry: SubsystemEntry,
-  variant: SubsystemVariant,
-  policy: string,
-  sink: { last: ReturnType<SubsystemEntry['create']> | null; mm: MmStruct | null },
-): Program {
-  return (sim) => {
-    const s = entry.create(variant);
-    const mm = new MmStruct(1, createPolicy(policy));
-    s.attach({ pid: 1, name: 'p1', mm });
-    sink.last = s;
-    sink.mm = mm;
-    for (let t = 0; t < THREADS; t++)
-      sim.spawn(`${entry.name}${t}`, function* (thread) {
-        for (let i = 0; i < CALLS; i++) yield* s.drive({ thread, mm }, thread.rng);
-      });
-    // A subsystem with a kernel thread (khugepaged) gets it, running its passes meanwhile.
-    if (s.daemon !== undefined) {
-      const daemon = s.daemon.bind(s);
-      sim.spawn(`${entry.name}d`, function* (thread) {
-        for (let i = 0; i < CALLS; i++) yield* daemon({ thread, mm }, thread.rng);
-      });
-    }
-  };
-}
-
 /** What went wrong in a run (null: nothing): the kind and the message. */
-function failureOf(
-  r: RunResult,
-  sink: { last: ReturnType<SubsystemEntry['create']> | null; mm: MmStruct | null },
-): { kind: Finding['kind']; message: string } | null {
+function failureOf(r: RunResult, sink: WorkloadSink): { kind: Finding['kind']; message: string } | null {
   if (r.status === 'deadlock') return { kind: 'deadlock', message: r.failure?.message ?? 'deadlock' };
   if (r.status !== 'ok') {
     const message = r.failure?.message ?? r.summary;
@@ -126,7 +90,7 @@ export function flag(options: FlagOptions): { policy: string; verdicts: Verdict[
   for (const entry of options.subsystems) {
     for (const variant of variants) {
       const conflicting = readAssumptions(entry.create(variant)).some((a) => checkAssumption(a, policy).verdict === 'conflict');
-      const sink: { last: ReturnType<SubsystemEntry['create']> | null; mm: MmStruct | null } = { last: null, mm: null };
+      const sink: WorkloadSink = { last: null, mm: null };
       const program = workload(entry, variant, options.policy, sink);
       const base = { seed: 0, pctDepth: options.pctDepth, pctSteps: PCT_STEPS };
       const findings = new Map<string, Finding>();
@@ -214,7 +178,7 @@ export function schedulesToFirstFinding(
   cap: number,
   pctDepth = 3,
 ): number | null {
-  const sink: { last: ReturnType<SubsystemEntry['create']> | null; mm: MmStruct | null } = { last: null, mm: null };
+  const sink: WorkloadSink = { last: null, mm: null };
   const program = workload(entry, variant, policy, sink);
   for (let i = 0; i < cap; i++) {
     const r = runProgram(program, { seed: firstSeed + i, strategy, pctDepth, pctSteps: PCT_STEPS });
