@@ -53,6 +53,7 @@ export { type HeldLock, type Holdable, SimThread, type SpawnOptions, type Thread
 export { WaitQueue } from './sim/waitQueue.js';
 export type { Trace, TraceEvent, TraceObject } from './trace/traceEvent.js';
 export { type PerfettoEvent, type PerfettoOptions, type PerfettoTrace, perfettoJson, perfettoPid, toPerfetto } from './trace/perfetto.js';
+export { type PerfettoArg, type PerfettoMark, type PerfettoPhase } from './trace/perfetto.js';
 export {
   DEFAULT_MAX_MAP_COUNT,
   EACCES,
@@ -219,6 +220,7 @@ export {
   ASSUMPTIONS_KEY,
   type DeclaredAssumption,
   assumes,
+  assumptionHits,
   checkAssumption,
   readAssumptions,
 } from './subsys/assumptions.js';
@@ -255,3 +257,12 @@ export {
   formatRaceReport,
 } from './check/races.js';
 export { Lockdep, type LockdepAcquisition, type LockdepDependency, type LockdepOptions, type LockdepReport, formatLockdepReport } from './check/lockdep.js';
+export {
+  type LockOrderDemonstrated,
+  type LockOrderPossible,
+  type LockOrderSearchOptions,
+  type LockOrderVerdict,
+  defaultLockOrderBudget,
+  demonstrateLockOrder,
+  lockOrderSignature,
+} from './check/lockOrder.js';

@@ -77,3 +77,50 @@ describe('runCli', () => {
     });
   });
 });
+
+// `vmalock diff`: prints seed= first, the two runs and the first divergence (exit 0 even when
+// there is one), the replay command reproduces the output byte for byte, --json is one
+// parseable object, and bad arguments exit 2 with one line.
+describe('runCli diff', () => {
+  it('should report a user-visible divergence with its expectation and a replay command that reproduces it', async () => {
+    const r = await cli('diff', '--policies', 'global-rwsem,per-vma', '--workload', 'maps-vs-mremap', '--seed', '0');
+    expect(r.code, r.err).toBe(ExitCode.ok);
+    expect(r.out.split('\n')[0]).toBe('seed=0 strategy=random workload=maps-vs-mremap threads=2 calls=4');
+    expect(r.out).toMatch(
+      /\nfirst divergence: user-visible \(a change user space sees, not a kernel bug\): profiler's expectation 'arena-listed-once' holds under global-rwsem, fails under per-vma: /,
+    );
+    const replay = /\nreplay: vmalock (.*)\n$/.exec(r.out)?.[1];
+    expect(replay).toBe('diff --policies global-rwsem,per-vma --workload maps-vs-mremap --seed 0 --strategy random --calls 4');
+    expect((await cli(...replay!.split(' '))).out).toBe(r.out);
+  });
+
+  it('should search seeds and print one JSON object with --json', async () => {
+    const r = await cli('diff', '--policies', 'global-rwsem,vma-range', '--workload', 'remap-vs-madvise', '--seed', '0', '--seeds', '5', '--json');
+    expect(r.code, r.err).toBe(ExitCode.ok);
+    const json = JSON.parse(r.out) as { seed: number; seedsRun: number; divergence: { kind: string; expectation: string }; replay: string };
+    expect(json).toMatchObject({ seed: 1, seedsRun: 2, divergence: { kind: 'user-visible', expectation: 'same-address-back' } });
+    expect(json.replay).toBe('vmalock diff --policies global-rwsem,vma-range --workload remap-vs-madvise --seed 1 --strategy random --calls 4');
+  });
+
+  it('should say so when no seed diverges', async () => {
+    const r = await cli('diff', '--policies', 'global-rwsem,hybrid', '--workload', 'maps-vs-mprotect', '--seeds', '3');
+    expect(r.code, r.err).toBe(ExitCode.ok);
+    expect(r.out).toContain('\nno divergence in 3 seeds (1..3)\n');
+  });
+
+  it.each([
+    [['--policies', 'global-rwsem,nope'], /--policies: unknown policy 'nope' \(known: global-rwsem, /],
+    [['--policies', 'global-rwsem'], /--policies: expected two policies separated by a comma/],
+    [['--policies', 'global-rwsem,per-vma', '--workload', 'nope'], /--workload: unknown workload 'nope' \(known: random, maps-vs-mremap/],
+    [['--policies', 'global-rwsem,per-vma', '--workload', 'maps-vs-mremap', '--threads', '3'], /workload 'maps-vs-mremap' runs 2 threads of its own/],
+    [['--policies', 'global-rwsem,per-vma', '--strategy', 'timed'], /--strategy: expected pct or random, got 'timed'/],
+    [['--policies', 'global-rwsem,per-vma', '--calls', '0'], /--calls must be an integer in 1\.\.10000, got '0'/],
+    [[], /Missing required argument: policies/],
+  ])('should exit 2 with one clear line for %j', async (args, message) => {
+    const r = await cli('diff', ...args);
+    expect(r.code).toBe(ExitCode.badInput);
+    expect(r.err).toMatch(message);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.out).toBe('');
+  });
+});

@@ -3,6 +3,8 @@ import { strategyNames } from '@vmalock/core';
 import yargs from 'yargs';
 import { type CliIo, ExitCode, UsageError, processIo } from './cliSupport.js';
 import { demoCommand } from './commands/demo.js';
+import { diffCommand } from './commands/diff.js';
+import { diffWorkloadNames } from './diff/workloads.js';
 import { flagCommand } from './commands/flag.js';
 import { subsystemsCommand } from './commands/subsystems.js';
 import { traceReplayCommand } from './commands/traceReplay.js';
@@ -48,7 +50,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     )
     .command(
       'flag',
-      'Run each subsystem, legacy and converted, under a policy over many PCT schedules; print the verdicts and findings',
+      'Run each subsystem, legacy and converted, under a policy over many schedules; print the verdicts and findings',
       (y) =>
         y
           .option('policy', { type: 'string', demandOption: true, describe: 'The lock policy to judge the subsystems under' })
@@ -61,12 +63,25 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
           .option('variant', { type: 'string', describe: 'Only legacy or only converted' })
           .option('schedules', { type: 'number', default: 200, describe: 'PCT schedules per subsystem variant' })
           .option('pct-depth', { type: 'number', default: 3, describe: 'PCT bug depth d' })
+          .option('strategy', {
+            type: 'string',
+            default: 'portfolio',
+            describe: 'How schedules are chosen: portfolio (PCT on even seeds, random on odd), pct, random, or bounded (bounded-preemption search)',
+          })
+          .option('preemptions', { type: 'number', default: 2, describe: 'bounded: the most preemptions a schedule may have' })
+          .option('jobs', { type: 'number', default: 1, describe: 'Worker threads (the verdicts are the same for any number)' })
           .option('seed', { type: 'number', describe: 'Replay one run: its seed (with --schedule)' })
           .option('schedule', { type: 'string', describe: 'Replay one run: its recorded schedule (with --seed)' })
+          .option('trace', { type: 'string', describe: "With a replay: write its Perfetto timeline, the finding's steps marked, to this file" })
           .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
           .example('$0 flag --policy vma-range', 'Which subsystems break without mmap_sem')
-          .example('$0 flag --policy per-vma --subsystem khugepaged --schedules 1000 --json', '')
-          .example("$0 flag --policy vma-range --subsystem pkeys --variant legacy --seed 3 --schedule '0*5.1*4'", 'Replay a finding'),
+          .example('$0 flag --policy per-vma --subsystem khugepaged --schedules 1000 --jobs 2 --json', 'One subsystem, deeper, on two worker threads')
+          .example('$0 flag --policy vma-range --subsystem gem --strategy bounded --preemptions 2', 'Every schedule with at most 2 preemptions')
+          .example("$0 flag --policy vma-range --subsystem pkeys --variant legacy --seed 3 --schedule '0*5.1*4'", 'Replay a finding')
+          .example(
+            "$0 flag --policy vma-range --subsystem pkeys --variant legacy --seed 3 --schedule '0*5.1*4' --trace f.json",
+            'Replay it and write its timeline',
+          ),
       async (args) => {
         handled = true;
         exitCode = await flagCommand(
@@ -76,8 +91,52 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
             variant: args.variant,
             schedules: args.schedules,
             pctDepth: args['pct-depth'],
+            strategy: args.strategy,
+            preemptions: args.preemptions,
+            jobs: args.jobs,
             seed: args.seed,
             schedule: args.schedule,
+            trace: args.trace,
+            json: args.json,
+          },
+          io,
+        );
+      },
+    )
+    .command(
+      'diff',
+      'Run one workload and seed under two policies and report their first divergence (result, user-visible expectation, finding, state)',
+      (y) =>
+        y
+          .option('policies', { type: 'string', demandOption: true, describe: 'Two policies, the baseline first: A,B' })
+          .option('workload', { type: 'string', default: 'random', describe: `The workload: ${diffWorkloadNames().join(', ')} (docs/differential.md)` })
+          .option('seed', { type: 'number', default: 1, describe: 'The one seed every random choice derives from' })
+          .option('seeds', { type: 'number', default: 1, describe: 'Try this many seeds from --seed on; stop at the first that diverges' })
+          .option('threads', { type: 'number', describe: 'Threads (random workload; the user programs have their own)' })
+          .option('calls', { type: 'number', describe: "Calls per thread (random), or rounds of the program's loop" })
+          .option('strategy', { type: 'string', default: 'random', describe: 'Scheduling strategy: pct or random' })
+          .option('pct-depth', { type: 'number', default: 3, describe: 'PCT bug depth d' })
+          .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
+          .example(
+            '$0 diff --policies global-rwsem,per-vma --workload maps-vs-mremap --seeds 50',
+            'A /proc/self/maps reader that relied on mmap_sem, under per-VMA locks',
+          )
+          .example(
+            '$0 diff --policies global-rwsem,hybrid --workload random --seed 7 --threads 1 --calls 40',
+            'One thread: any divergence is a semantic difference',
+          ),
+      (args) => {
+        handled = true;
+        exitCode = diffCommand(
+          {
+            policies: args.policies,
+            workload: args.workload,
+            seed: args.seed,
+            seeds: args.seeds,
+            threads: args.threads,
+            calls: args.calls,
+            strategy: args.strategy,
+            pctDepth: args['pct-depth'],
             json: args.json,
           },
           io,

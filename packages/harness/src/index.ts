@@ -16,6 +16,26 @@ export {
 } from './strace/parseStrace.js';
 export { type TaskRecord, parseTasks } from './strace/parseTasks.js';
 export { type DemoParams, type DemoRun, defaultDemoParams, demoProgram, demoScalingThreads, runDemo } from './demo.js';
-export { type FlagOptions, type Verdict, flag, schedulesToFirstFinding } from './flag/flag.js';
+export {
+  type FlagOptions,
+  type FlagStrategy,
+  type Verdict,
+  flag,
+  flagParallel,
+  flagReplayTrace,
+  flagStrategies,
+  schedulesToFirstFinding,
+} from './flag/flag.js';
+export {
+  type Divergence,
+  type PolicyDiffOptions,
+  type PolicyDiffResult,
+  describeDivergence,
+  explainDivergence,
+  findDivergence,
+  policyDiff,
+} from './diff/diff.js';
+export { DIFF_WORKLOADS, type DiffWorkload, diffWorkload, diffWorkloadNames } from './diff/workloads.js';
+export { type FindingMark, type FindingTraceOptions, findingTrace } from './flag/findingTrace.js';
 export { type PhaseWiring, type ProcessSpec, type WiredProcess, wireMachine } from './wiring/machine.js';
 export { SubsystemLoadError, loadSubsystemFile } from './wiring/loadSubsystem.js';

@@ -439,6 +439,7 @@ export class VmaRangePolicy implements LockPolicy {
 
   isVmaLocked(guard: MmLockGuard, vma: Vma): boolean {
     if (this.keepMmapSem && !(guard.mm.mmapSem.writer === guard.thread || guard.mm.mmapSem.readers.includes(guard.thread))) return false;
+    if (this.#legacyHold(guard)) return true;
     return vma.areaLock instanceof VmAreaLock && holds(vma.areaLock, guard.thread, 'read');
   }
 
@@ -458,9 +459,20 @@ export class VmaRangePolicy implements LockPolicy {
     }
   }
 
+  /**
+   * hybrid: a legacy `mmap_read_lock()` hold (mmap_sem alone, `legacyLock`) keeps every VMA as
+   * stable as it does today — every change takes mmap_sem for write — so code not converted yet
+   * still works in part 1 of the migration.
+   */
+  #legacyHold(guard: MmLockGuard): boolean {
+    const h = held(guard);
+    return this.keepMmapSem && h.mmapSem !== null && h.areas.length === 0 && h.readLocks.length === 0;
+  }
+
   assertStable(guard: MmLockGuard, addr: number): void {
     const { mm, thread } = guard;
     if (this.keepMmapSem) mmapAssertLocked(mm, thread, 'hybrid keeps mmap_sem around every VMA access');
+    if (this.#legacyHold(guard)) return;
     const entry = mm.tree.find(addr);
     if (entry === null || entry.start > addr) return; // nothing there: the fault fails (or grows a stack it has locked)
     if (!(entry.areaLock instanceof VmAreaLock) || !holds(entry.areaLock, thread, 'read'))

@@ -27,6 +27,11 @@ export interface Finding {
   readonly declared: boolean | null;
   /** The exact command that replays it. */
   readonly replay: string;
+  /**
+   * A lock-order finding: `demonstrated` when a schedule was found that really deadlocks on its
+   * locks (the evidence gives it and its replay), `possible` when none was within the budget.
+   */
+  readonly lockOrder?: 'demonstrated' | 'possible';
 }
 
 /** Fold what varies between runs of the same problem: hex addresses, numbers, thread numbers. */

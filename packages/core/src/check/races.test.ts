@@ -76,7 +76,7 @@ describe(RaceDetector, () => {
       const r = only(detector);
       expect(r.location).toBe('counter');
       expect(r.owner).toBe('test');
-      expect(r.first).toEqual({ thread: 'T0 writer0', cpu: 0, step: 0, kind: 'write', held: [], timeNs: 0, stack: null });
+      expect(r.first).toEqual({ thread: 'T0 writer0', cpu: 0, step: 0, kind: 'write', marked: false, held: [], timeNs: 0, stack: null });
       expect(r.second).toMatchObject({ thread: 'T1 writer1', step: 2, kind: 'write', held: [] });
       expect(r.lockset).toEqual([]);
       expect(r.commonLocks).toEqual([]);
@@ -90,6 +90,75 @@ describe(RaceDetector, () => {
       // Either order of the writers: one key (the unordered pair of roles), one report.
       expect(detector.racesFound).toBe(20);
       expect(detector.reports).toHaveLength(1);
+    });
+  });
+
+  describe('having the accesses marked (READ_ONCE / WRITE_ONCE)', () => {
+    /** T0 stores to `ptr`, T1 loads it; each marked or plain as given. */
+    const publishing =
+      (storeMarked: boolean, loadMarked: boolean): Program =>
+      (sim) => {
+        const ptr = new SharedLocation('ptr', 0, 'test');
+        sim.spawn('publisher', function* () {
+          yield storeMarked ? ptr.writeOnce(1) : ptr.write(1);
+        });
+        sim.spawn('reader', function* () {
+          yield loadMarked ? ptr.readOnce() : ptr.read();
+        });
+      };
+
+    it('should report nothing when both are marked, as KCSAN does not', () => {
+      const { detector } = runWatched(publishing(true, true));
+      expect(detector.reports).toEqual([]);
+      expect(detector.racesFound).toBe(0);
+    });
+
+    it('should report a marked load racing a plain store, saying which was marked', () => {
+      const { detector } = runWatched(publishing(false, true));
+      const r = only(detector);
+      expect(r.first).toMatchObject({ kind: 'write', marked: false });
+      expect(r.second).toMatchObject({ kind: 'read', marked: true });
+      expect(r.splat).toContain('racing read (marked) of ptr by T1 reader');
+    });
+
+    it('should report a plain load racing a marked store', () => {
+      const { detector } = runWatched(publishing(true, false));
+      expect(only(detector).first).toMatchObject({ kind: 'write', marked: true });
+    });
+
+    it('should order nothing: a marked store does not publish a plain one before it', () => {
+      const detector = new RaceDetector();
+      runWatched((sim) => {
+        const data = new SharedLocation('data', 0, 'test');
+        const flag = new SharedLocation('flag', 0, 'test');
+        sim.spawn('producer', function* () {
+          yield data.write(7);
+          yield flag.writeOnce(1);
+        });
+        sim.spawn('consumer', function* () {
+          if ((yield flag.readOnce()) === 1) yield data.read();
+        });
+      }, detector);
+      expect(detector.reports.map((r) => r.location)).toEqual(['data']);
+    });
+  });
+
+  describe('having several runs watched by one detector', () => {
+    it('should keep each run its own races in runReports, while reports hold each race once', () => {
+      const detector = new RaceDetector();
+      const counts: number[] = [];
+      for (let seed = 1; seed <= 3; seed++) {
+        runProgram(twoWriters(), { seed, strategy: 'random', observers: [detector] });
+        counts.push(detector.runReports.length);
+      }
+      expect(counts).toEqual([1, 1, 1]);
+      expect(detector.reports).toHaveLength(1);
+      const m = new Mutex('m');
+      runProgram(
+        twoWriters(() => m),
+        { seed: 4, strategy: 'random', observers: [detector] },
+      );
+      expect(detector.runReports).toEqual([]);
     });
   });
 

@@ -63,6 +63,8 @@ export interface RaceAccess {
   readonly cpu: number;
   readonly step: number;
   readonly kind: RaceAccessKind;
+  /** A marked access (`READ_ONCE`/`WRITE_ONCE` or an atomic). */
+  readonly marked: boolean;
   /** The locks the thread held, in acquisition order. */
   readonly held: readonly RaceHeldLock[];
   /** The thread's simulated clock when the access began, ns. */
@@ -112,6 +114,7 @@ interface Access {
   readonly clock: number;
   readonly info: ThreadInfo;
   readonly kind: RaceAccessKind;
+  readonly marked: boolean;
   readonly step: number;
   readonly timeNs: number;
   readonly held: readonly RaceHeldLock[];
@@ -197,6 +200,9 @@ export class RaceDetector implements EngineObserver {
   readonly #reports: RaceReport[] = [];
   readonly #reported = new Set<string>();
   #reportsDropped = 0;
+  // The current (or last) run's races, each once, whether or not an earlier run reported it.
+  #runReports: RaceReport[] = [];
+  #runKeys = new Set<string>();
   #racesFound = 0;
   #readsEvicted = 0;
   #accesses = 0;
@@ -222,6 +228,14 @@ export class RaceDetector implements EngineObserver {
     return this.#reports;
   }
 
+  /**
+   * The races of the current run, or of the last one after it ended: each distinct race once, even
+   * when an earlier run already reported it (at most `reportCountMax`). What a per-run check reads.
+   */
+  get runReports(): readonly RaceReport[] {
+    return this.#runReports;
+  }
+
   /** Distinct races found beyond `reportCountMax`, counted but not kept. */
   get reportsDropped(): number {
     return this.#reportsDropped;
@@ -244,6 +258,8 @@ export class RaceDetector implements EngineObserver {
 
   onRunStart(): void {
     this.#resetRun();
+    this.#runReports = [];
+    this.#runKeys = new Set();
     if (this.#stacks) {
       stackHooks.install();
       this.#capturing = true;
@@ -326,7 +342,7 @@ export class RaceDetector implements EngineObserver {
     t.vc[thread.id]!++;
   }
 
-  onAccess(thread: SimThread, location: SharedLocation, write: boolean, step: number, atomic: boolean): void {
+  onAccess(thread: SimThread, location: SharedLocation, write: boolean, step: number, atomic: boolean, marked = atomic): void {
     this.#accesses++;
     const t = this.#thread(thread);
     const st = this.#location(location);
@@ -335,13 +351,14 @@ export class RaceDetector implements EngineObserver {
     const held = t.held ?? this.#refreshHeld(t);
     const kind: RaceAccessKind = atomic ? 'rmw' : write ? 'write' : 'read';
     const stack = this.#capturing ? stackHooks.last(location) : null;
-    const cur: Access = { tid: thread.id, clock: vc[thread.id]!, info: t, kind, step, timeNs: thread.clockNs, held, stack };
+    const cur: Access = { tid: thread.id, clock: vc[thread.id]!, info: t, kind, marked: marked || atomic, step, timeNs: thread.clockNs, held, stack };
     this.#updateLockset(st, t);
     const w = st.write;
-    if (w !== null && w.tid !== cur.tid && !(w.clock <= (vc[w.tid] ?? 0)) && !(atomic && w.kind === 'rmw')) this.#race(location, st, w, cur);
+    // Two marked accesses never race (KCSAN: a data race needs a plain access).
+    if (w !== null && w.tid !== cur.tid && !(w.clock <= (vc[w.tid] ?? 0)) && !(cur.marked && w.marked)) this.#race(location, st, w, cur);
     const reads = st.reads;
     if (write) {
-      for (const r of reads) if (r.tid !== cur.tid && !(r.clock <= (vc[r.tid] ?? 0))) this.#race(location, st, r, cur);
+      for (const r of reads) if (r.tid !== cur.tid && !(r.clock <= (vc[r.tid] ?? 0)) && !(cur.marked && r.marked)) this.#race(location, st, r, cur);
       reads.length = 0;
       st.write = cur;
     } else {
@@ -365,12 +382,12 @@ export class RaceDetector implements EngineObserver {
   #race(location: SharedLocation, st: LocationState, prev: Access, cur: Access): void {
     this.#racesFound++;
     const key = raceKey(location.name, prev, cur);
-    if (this.#reported.has(key)) return;
+    const inRun = !this.#runKeys.has(key) && this.#runReports.length < this.#reportCountMax;
+    const kept = !this.#reported.has(key) && this.#reports.length < this.#reportCountMax;
+    if (!this.#reported.has(key) && !kept) this.#reportsDropped++;
     this.#reported.add(key);
-    if (this.#reports.length >= this.#reportCountMax) {
-      this.#reportsDropped++;
-      return;
-    }
+    this.#runKeys.add(key);
+    if (!inRun && !kept) return;
     const first = publicAccess(prev);
     const second = publicAccess(cur);
     const commonLocks = first.held.filter((h) => second.held.some((g) => g.name === h.name)).map((h) => h.name);
@@ -384,7 +401,9 @@ export class RaceDetector implements EngineObserver {
       run: this.run,
       key,
     };
-    this.#reports.push({ ...report, splat: formatRaceReport(report) });
+    const full = { ...report, splat: formatRaceReport(report) };
+    if (kept) this.#reports.push(full);
+    if (inRun) this.#runReports.push(full);
   }
 
   #updateLockset(st: LocationState, t: ThreadInfo): void {
@@ -487,7 +506,7 @@ export function formatRaceReport(report: Omit<RaceReport, 'splat'>): string {
 const rule = '='.repeat(66);
 
 function accessLines(a: RaceAccess, location: string, which: 'first' | 'then'): string[] {
-  const verb = a.kind === 'rmw' ? 'atomic rmw of' : `${a.kind} ${a.kind === 'read' ? 'of' : 'to'}`;
+  const verb = a.kind === 'rmw' ? 'atomic rmw of' : `${a.kind}${a.marked ? ' (marked)' : ''} ${a.kind === 'read' ? 'of' : 'to'}`;
   const lines = [`${which === 'first' ? '' : 'racing '}${verb} ${location} by ${a.thread} on cpu ${a.cpu} at step ${a.step}, ${a.timeNs} ns:`];
   const n = a.held.length;
   if (n === 0) lines.push(' no locks held.');
@@ -526,6 +545,7 @@ function publicAccess(a: Access): RaceAccess {
     cpu: a.info.thread.cpu,
     step: a.step,
     kind: a.kind,
+    marked: a.marked,
     held: a.held,
     timeNs: a.timeNs,
     stack: a.stack === null ? null : trimStack(a.stack),

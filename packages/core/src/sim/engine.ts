@@ -6,7 +6,7 @@ import { Prng, PrngStream } from './prng.js';
 import { type RwSemaphore } from './rwSemaphore.js';
 import { ScheduleRecorder, decodeSchedule } from './schedule.js';
 import { SeqCount } from './seqCount.js';
-import { SharedLocation } from './sharedLocation.js';
+import { SharedLocation, dataRaceAccess, markedAccess } from './sharedLocation.js';
 import { type PctReport, PctStrategy, RandomStrategy, ScheduleDivergence, ScriptedStrategy, TimedStrategy } from './strategies.js';
 import type { Strategy } from './strategy.js';
 import { SimThread, type SpawnOptions, type ThreadBody, ThreadState } from './thread.js';
@@ -57,8 +57,11 @@ export interface EngineObserver {
   onLockRequest?(thread: SimThread, lock: SimLock, mode: number, trylock: boolean, step: number): void;
   onLockAcquired?(thread: SimThread, lock: SimLock, mode: number, step: number): void;
   onLockReleased?(thread: SimThread, lock: SimLock, mode: number, step: number): void;
-  /** `atomic`: an atomic read-modify-write (`rmw`), reported with `write` true. */
-  onAccess?(thread: SimThread, location: SharedLocation, write: boolean, step: number, atomic: boolean): void;
+  /**
+   * `atomic`: an atomic read-modify-write (`rmw`), reported with `write` true. `marked`: a
+   * `READ_ONCE`/`WRITE_ONCE` access or an atomic (KCSAN's marked accesses).
+   */
+  onAccess?(thread: SimThread, location: SharedLocation, write: boolean, step: number, atomic: boolean, marked: boolean): void;
   /** A run begins (before the program's setup): per-run state starts fresh here. */
   onRunStart?(options: RunOptions): void;
   /** The run has ended, however it ended (called from a `finally`). */
@@ -418,7 +421,7 @@ class Run implements LockHost {
       }
       case Op.read: {
         const loc = e.a as SharedLocation;
-        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, false, step, false);
+        if (this.observers !== null && e.n !== dataRaceAccess) for (const o of this.observers) o.onAccess?.(t, loc, false, step, false, e.n === markedAccess);
         t.clockNs = loc.line.load(t.cpu, start + cost.effectNs, cost, this.epoch);
         t.resume = loc.value;
         this.traceEffect(t, e, step, start);
@@ -426,7 +429,7 @@ class Run implements LockHost {
       }
       case Op.write: {
         const loc = e.a as SharedLocation;
-        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step, false);
+        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step, false, e.n === markedAccess);
         t.clockNs = loc.line.store(t.cpu, start + cost.effectNs, cost, this.epoch);
         loc.value = e.b;
         this.traceEffect(t, e, step, start);
@@ -434,7 +437,7 @@ class Run implements LockHost {
       }
       case Op.atomicRmw: {
         const loc = e.a as SharedLocation;
-        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step, true);
+        if (this.observers !== null) for (const o of this.observers) o.onAccess?.(t, loc, true, step, true, true);
         t.clockNs = loc.line.atomic(t.cpu, start + cost.effectNs, cost, this.epoch);
         const old = loc.value;
         loc.value = (e.b as (v: unknown) => unknown)(old);

@@ -1,4 +1,4 @@
-import { type Program, type RunOptions, type RunResult, runProgram } from './engine.js';
+import { type EngineObserver, type Program, type RunOptions, type RunResult, runProgram } from './engine.js';
 import { ScriptedStrategy } from './strategies.js';
 
 /** Options of the bounded-preemption search. */
@@ -14,6 +14,10 @@ export interface ExploreOptions {
   readonly cpus?: number;
   /** Stop at the first run whose status is not `ok`. */
   readonly stopOnFailure?: boolean;
+  /** Watch every run (race detector, lockdep). */
+  readonly observers?: readonly EngineObserver[];
+  /** Called after every run with its result (for checks beyond the run's status). */
+  readonly onRun?: (result: RunResult) => void;
 }
 
 /** What the search found. */
@@ -63,9 +67,11 @@ export function explore(program: Program, options: ExploreOptions): ExploreResul
       scripted: strategy,
       ...(options.stepLimit !== undefined ? { stepLimit: options.stepLimit } : {}),
       ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
+      ...(options.observers !== undefined ? { observers: options.observers } : {}),
     };
     const result = runProgram(program, runOptions);
     schedules++;
+    options.onRun?.(result);
     if (result.status !== 'ok') {
       failures.push(result);
       if (options.stopOnFailure === true) return { schedules, complete: false, preemptionBound: bound, failures };

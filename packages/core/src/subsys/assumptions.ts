@@ -39,12 +39,34 @@ export const ASSUMPTIONS_KEY = 'vmalock:assumptions';
  * evaluated (this module imports it).
  */
 export function assumes(assumption: Assumption): ClassDecorator & MethodDecorator {
-  return (target: object, member?: string | symbol): void => {
+  return ((target: object, member?: string | symbol, descriptor?: PropertyDescriptor): PropertyDescriptor | void => {
     const ctor = (typeof target === 'function' ? target : target.constructor) as object;
     const own = (Reflect.getOwnMetadata(ASSUMPTIONS_KEY, ctor) as DeclaredAssumption[] | undefined) ?? [];
     const entry: DeclaredAssumption = { ...assumption, member: member === undefined ? null : String(member) };
     Reflect.defineMetadata(ASSUMPTIONS_KEY, [...own, entry], ctor);
-  };
+    // A method's declaration is also checked at run time: each call counts as the hook reached
+    // (`assumptionHits`), so a checker can tell a conflicting declaration that really ran from
+    // one that did not.
+    const original: unknown = descriptor?.value;
+    if (member === undefined || descriptor === undefined || typeof original !== 'function') return;
+    const name = String(member);
+    return {
+      ...descriptor,
+      value: function (this: object, ...args: unknown[]): unknown {
+        let hits = assumptionCalls.get(this);
+        if (hits === undefined) assumptionCalls.set(this, (hits = new Map<string, number>()));
+        hits.set(name, (hits.get(name) ?? 0) + 1);
+        return (original as (...a: unknown[]) => unknown).apply(this, args);
+      },
+    };
+  }) as ClassDecorator & MethodDecorator;
+}
+
+const assumptionCalls = new WeakMap<object, Map<string, number>>();
+
+/** How often each method of `instance` that declares an assumption was called (by member name). */
+export function assumptionHits(instance: object): ReadonlyMap<string, number> {
+  return assumptionCalls.get(instance) ?? new Map();
 }
 
 /**

@@ -54,6 +54,16 @@ export interface Subsystem {
    * run it on a thread of its own next to the user threads that `drive` it.
    */
   daemon?(task: MmTask, rng: Prng): MmGen<void>;
+  /**
+   * The threads that exercise it in one attached process when a tool like `vmalock flag` drives
+   * it: each is spawned with `spawn(name, body)` (names unique in the process; spawn order is the
+   * threads' order in a schedule) and its body runs with the thread's task and random stream.
+   * Called once per run, after `attach` and before any thread runs; it may first set the process
+   * up synchronously (map what the threads work on, with `runMmOp`). One workload for both
+   * variants: it must not depend on the variant. Default, when absent: 3 threads calling `drive`
+   * 3 times each, and one running `daemon` 3 times when there is one.
+   */
+  exercise?(proc: SubsystemProcess, spawn: (name: string, body: (task: MmTask, rng: Prng) => MmGen<void>) => void): void;
   /** Its own invariants at a quiescent point (no thread inside it); throws SubsystemInvariantError. */
   checkInvariants(): void;
   /** The instrumented locations it owns. */

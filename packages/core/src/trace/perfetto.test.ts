@@ -5,6 +5,8 @@
 // contended programs run through `runProgram` (timed and random strategies, plus a non-LIFO
 // release, a deadlock, a killed waiter and join/wait-queue wake-ups); the exported JSON string is
 // parsed back with JSON.parse and checked by independent checkers written below, all in integer ns.
+// Marks become instants at their step's effect (thread-scoped on the thread's own track, or
+// global), at the step's place on the time line when the step ran no effect (a deadlock's step).
 import { describe, expect, it } from 'vitest';
 import { type Program, type RunResult, type StrategyName, runProgram } from '../sim/engine.js';
 import { join, kill, spend } from '../sim/effect.js';
@@ -12,7 +14,7 @@ import { Mutex } from '../sim/mutex.js';
 import { RwSemaphore } from '../sim/rwSemaphore.js';
 import type { SimThread } from '../sim/thread.js';
 import { WaitQueue } from '../sim/waitQueue.js';
-import { type PerfettoEvent, type PerfettoTrace, perfettoJson, toPerfetto } from './perfetto.js';
+import { type PerfettoEvent, type PerfettoMark, type PerfettoTrace, perfettoJson, toPerfetto } from './perfetto.js';
 import type { Trace } from './traceEvent.js';
 
 /** A writer holds mmap_sem for a while; two readers arrive meanwhile and queue behind it. */
@@ -359,5 +361,81 @@ describe('toPerfetto', () => {
     // Perfetto truncates µs * 1000 to ns: the exported values must not land one ns short.
     expect(Math.trunc(x!.ts * 1000)).toBe(1001);
     expect(Math.trunc(x!.dur! * 1000)).toBe(1003);
+  });
+
+  describe('having marks', () => {
+    /** The one instant named `finding: label`. */
+    const instant = (out: PerfettoTrace, label: string): PerfettoEvent => {
+      const found = out.traceEvents.filter((e) => e.ph === 'i' && e.name === `finding: ${label}`);
+      expect(found).toHaveLength(1);
+      return found[0]!;
+    };
+    const effectAt = (trace: Trace, step: number) =>
+      trace.events.find((e) => e.type === 'effect' && e.step === step) as Extract<Trace['events'][number], { type: 'effect' }>;
+
+    it('should put a thread mark on its track at its step and a global one at a deadlock (abba, random, seed=1)', () => {
+      const result = runProgram(abba, { seed: 1, strategy: 'random', trace: true });
+      expect(result.status).toBe('deadlock');
+      const trace = result.trace!;
+      // T1's `lock B`: the first acquire effect of thread 1.
+      const lockB = trace.events.find((e) => e.type === 'effect' && e.tid === 1 && e.op === 'acquire') as Extract<Trace['events'][number], { type: 'effect' }>;
+      const marks: PerfettoMark[] = [
+        { step: lockB.step, tid: 1, label: 'ba takes B', args: { lock: 'B' } },
+        { step: result.failure!.step, label: 'deadlock' },
+      ];
+      const out = JSON.parse(perfettoJson(trace, { marks })) as PerfettoTrace;
+      expectWellFormed(trace, out);
+      const onThread = instant(out, 'ba takes B');
+      expect(onThread).toMatchObject({ cat: 'finding', s: 't', args: { step: lockB.step, lock: 'B' } });
+      expect(trackNames(out).get(onThread.tid!)).toBe('T1 ba');
+      // Inside the marked effect's slice on that track (steps span 1000 trace ns).
+      expect(ns(onThread.ts)).toBe(lockB.step * 1000);
+      const slice = out.traceEvents.find((e) => e.ph === 'X' && e.cat === 'effect' && e.args?.step === lockB.step)!;
+      expect(slice.tid).toBe(onThread.tid);
+      expect(slice.ts).toBe(onThread.ts);
+      // The deadlock's step ran no effect: it sits where that step would start, after every effect.
+      const global = instant(out, 'deadlock');
+      expect(global).toMatchObject({ cat: 'finding', s: 'g', args: { step: result.failure!.step } });
+      expect(global.tid).toBeUndefined();
+      expect(ns(global.ts)).toBe(result.failure!.step * 1000);
+      expect(out.traceEvents.at(-1)).toBe(out.traceEvents.find((e) => e.name === 'finding: deadlock'));
+    });
+
+    it('should put a mark at its effect under timed, and a step with no effect at the trace end', () => {
+      const result = runProgram(abba, { seed: 1, strategy: 'timed', trace: true });
+      expect(result.status).toBe('deadlock');
+      const trace = result.trace!;
+      const step2 = effectAt(trace, 2);
+      const out = toPerfetto(trace, {
+        marks: [
+          { step: 2, tid: step2.tid, label: 'two' },
+          { step: result.failure!.step, label: 'end' },
+        ],
+      });
+      expect(ns(instant(out, 'two').ts)).toBe(step2.ts);
+      const ends = out.traceEvents.filter((e) => e.ph === 'X').map((e) => ns(e.ts + e.dur!));
+      expect(ns(instant(out, 'end').ts)).toBe(Math.max(...ends));
+    });
+
+    it('should keep marks at one time in the order given, and be deterministic', () => {
+      const { trace } = run(contended, 'random', 3);
+      const marks: PerfettoMark[] = [
+        { step: 4, label: 'second access', tid: effectAt(trace, 4).tid },
+        { step: 4, label: 'first access', tid: effectAt(trace, 4).tid },
+      ];
+      const out = toPerfetto(trace, { marks });
+      expect(out.traceEvents.filter((e) => e.ph === 'i').map((e) => e.name)).toEqual(['finding: second access', 'finding: first access']);
+      expect(perfettoJson(trace, { marks })).toBe(perfettoJson(trace, { marks }));
+      // Without marks, no instant at all.
+      expect(toPerfetto(trace).traceEvents.some((e) => e.ph === 'i')).toBe(false);
+    });
+
+    it('should reject a mark on a thread the trace lacks, or at a negative step', () => {
+      const { trace } = run(contended, 'random');
+      expect(() => toPerfetto(trace, { marks: [{ step: 1, tid: 7, label: 'ghost' }] })).toThrow(
+        "perfetto mark 'ghost' at step 1: the trace has no thread T7 (threads: T0, T1, T2)",
+      );
+      expect(() => toPerfetto(trace, { marks: [{ step: -1, label: 'early' }] })).toThrow(/step must be an integer >= 0, got -1/);
+    });
   });
 });

@@ -8,6 +8,9 @@
  * lanes: lane 0 is the thread's own track, lane k > 0 an extra track `T<id> <name> (locks k+1)`.
  * Every hand-off (a `grant` caused by another thread) is a flow arrow from the releaser's effect
  * to the grantee's hold (or the end of its wait), and every lock's queue length is a counter.
+ * Marks (`PerfettoOptions.marks`: a finding's accesses, the failing step) are instant events
+ * named `finding: <label>`, cat `finding`, at the start of the marked step's effect: on a thread's
+ * own track when the mark names a thread, else global (a line across every track).
  *
  * Times: trace ns are written as µs (ns / 1000). Perfetto converts µs back to ns by truncating
  * `µs * 1000`, which for ~0.6% of integers lands one ns short (1.001 * 1000 = 1000.999…); such
@@ -15,10 +18,11 @@
  * slices that touch in the trace still touch (and nest) after import.
  */
 import { LockMode } from '../sim/effect.js';
+import { stepTraceNs } from '../sim/engine.js';
 import type { Trace, TraceEvent, TraceObject } from './traceEvent.js';
 
-/** The phases this exporter writes: metadata, complete slices, flow start/finish, counters. */
-export type PerfettoPhase = 'M' | 'X' | 's' | 'f' | 'C';
+/** The phases this exporter writes: metadata, complete slices, flow start/finish, counters, instants. */
+export type PerfettoPhase = 'M' | 'X' | 's' | 'f' | 'C' | 'i';
 
 /** An argument value of a trace event. */
 export type PerfettoArg = string | number | boolean;
@@ -38,6 +42,8 @@ export interface PerfettoEvent {
   readonly id?: number;
   /** 'f' only: bind to the enclosing slice. */
   readonly bp?: 'e';
+  /** 'i' only: the instant's scope, a thread's track ('t') or global ('g'). */
+  readonly s?: 't' | 'g';
   readonly args?: Readonly<Record<string, PerfettoArg>>;
 }
 
@@ -48,10 +54,24 @@ export interface PerfettoTrace {
   readonly metadata?: Readonly<Record<string, PerfettoArg>>;
 }
 
+/** A step to mark in the export (a finding's access, the step a run failed at). */
+export interface PerfettoMark {
+  /** The engine step (`RunFailure.step`, an observer's `step`). */
+  readonly step: number;
+  /** The simulated thread's id (`SimThread.id`): the instant goes on its track. Absent: a global instant. */
+  readonly tid?: number;
+  /** The instant is named `finding: <label>`. */
+  readonly label: string;
+  /** Written with the instant, after `step`. */
+  readonly args?: Readonly<Record<string, PerfettoArg>>;
+}
+
 /** How to export. */
 export interface PerfettoOptions {
   /** The process's name (default 'vmalock simulation'). */
   readonly processName?: string;
+  /** Instants to add, in this order at equal times. A mark naming a thread the trace lacks is a RangeError. */
+  readonly marks?: readonly PerfettoMark[];
 }
 
 /** The one process every track belongs to. */
@@ -143,6 +163,8 @@ export function toPerfetto(trace: Trace, options?: PerfettoOptions): PerfettoTra
   const counters: { readonly ns: number; readonly ev: PerfettoEvent }[] = [];
   const flows: Flow[] = [];
   let lastTs = 0;
+  /** Each traced step's start, for the marks. */
+  const stepStarts = new Map<number, number>();
 
   for (const e of trace.events) {
     lastTs = Math.max(lastTs, e.type === 'effect' ? e.ts + e.dur : e.ts);
@@ -151,6 +173,7 @@ export function toPerfetto(trace: Trace, options?: PerfettoOptions): PerfettoTra
         thread(e.tid, e.name);
         break;
       case 'effect': {
+        if (!stepStarts.has(e.step)) stepStarts.set(e.step, e.ts);
         const t = thread(e.tid);
         t.lastEffect = slice('effect', effectName(e, objName), t, e.ts, e.ts + e.dur, effectArgs(e, objName));
         break;
@@ -283,8 +306,23 @@ export function toPerfetto(trace: Trace, options?: PerfettoOptions): PerfettoTra
     timed.push({ ev: start, ns: f.fromTs, rank: 2, durNs: 0, seq: order++ });
     timed.push({ ev: finish, ns: f.toTs, rank: 2, durNs: 0, seq: order++ });
   }
+  for (const m of options?.marks ?? []) {
+    if (!Number.isInteger(m.step) || m.step < 0) throw new RangeError(`perfetto mark '${m.label}': step must be an integer >= 0, got ${m.step}`);
+    if (m.tid !== undefined && !threads.has(m.tid)) {
+      throw new RangeError(
+        `perfetto mark '${m.label}' at step ${m.step}: the trace has no thread T${m.tid} (threads: ${ordered.map((t) => `T${t.id}`).join(', ')})`,
+      );
+    }
+    const ts = markTs(m.step, stepStarts, trace.timed, lastTs);
+    const args: Record<string, PerfettoArg> = { step: m.step, ...m.args };
+    const ev: PerfettoEvent =
+      m.tid === undefined
+        ? { name: `finding: ${m.label}`, cat: 'finding', ph: 'i', ts: usOf(ts), pid: perfettoPid, s: 'g', args }
+        : { name: `finding: ${m.label}`, cat: 'finding', ph: 'i', ts: usOf(ts), pid: perfettoPid, tid: trackOf(m.tid, 0), s: 't', args };
+    timed.push({ ev, ns: ts, rank: 3, durNs: 0, seq: order++ });
+  }
   // By time; at one time slices first (outermost first, so they open before what nests in them
-  // and before the flows that bind to them), then counters, then flows; then creation order.
+  // and before the flows that bind to them), then counters, then flows, then marks; then creation order.
   timed.sort((a, b) => a.ns - b.ns || a.rank - b.rank || b.durNs - a.durNs || a.seq - b.seq);
 
   return {
@@ -297,6 +335,21 @@ export function toPerfetto(trace: Trace, options?: PerfettoOptions): PerfettoTra
 /** `toPerfetto` as a JSON string (stable key order: the same trace gives the same bytes). */
 export function perfettoJson(trace: Trace, options?: PerfettoOptions): string {
   return JSON.stringify(toPerfetto(trace, options));
+}
+
+/**
+ * Where a mark at `step` goes: the start of that step's effect. A step with no effect (a thread
+ * that threw, a woken sleeper that went back to sleep, the step a deadlock was found at) goes at
+ * `step` on the step time line, or, under `timed`, at the start of the nearest later traced
+ * step, else at the trace's end.
+ */
+function markTs(step: number, stepStarts: ReadonlyMap<number, number>, timed: boolean, lastTs: number): number {
+  const start = stepStarts.get(step);
+  if (start !== undefined) return start;
+  if (!timed) return step * stepTraceNs;
+  let nearest = Infinity;
+  for (const s of stepStarts.keys()) if (s > step && s < nearest) nearest = s;
+  return stepStarts.get(nearest) ?? lastTs;
 }
 
 /** A trace ns time in µs that Perfetto's truncating µs→ns conversion maps back to `ns`. */
@@ -424,6 +477,7 @@ function canonical(e: PerfettoEvent): PerfettoEvent {
     ...(e.tid !== undefined ? { tid: e.tid } : {}),
     ...(e.id !== undefined ? { id: e.id } : {}),
     ...(e.bp !== undefined ? { bp: e.bp } : {}),
+    ...(e.s !== undefined ? { s: e.s } : {}),
     ...(e.args !== undefined ? { args: e.args } : {}),
   };
 }

@@ -1,7 +1,7 @@
 import { policyNames } from '@vmalock/policies';
 import { SUBSYSTEMS, type SubsystemEntry } from '@vmalock/subsystems';
-import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, seedOf } from '../cliSupport.js';
-import { flag } from '../flag/flag.js';
+import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, seedOf, writeFileAtomic } from '../cliSupport.js';
+import { type FlagStrategy, flagParallel, flagReplayTrace, flagStrategies } from '../flag/flag.js';
 import { SubsystemLoadError, loadSubsystemFile } from '../wiring/loadSubsystem.js';
 
 /** Arguments of `vmalock flag`. */
@@ -11,16 +11,26 @@ export interface FlagArgs {
   readonly variant: string | undefined;
   readonly schedules: number;
   readonly pctDepth: number;
+  readonly strategy: string;
+  readonly preemptions: number;
+  readonly jobs: number;
   readonly seed: number | undefined;
   readonly schedule: string | undefined;
+  readonly trace: string | undefined;
   readonly json: boolean;
 }
 
 /** `vmalock flag --policy P [--subsystem NAME|./file.js ...] [--schedules N] [--json]`: the verdict table. Exits 0 whatever the verdicts. */
 export async function flagCommand(args: FlagArgs, io: CliIo): Promise<number> {
   if (!policyNames().includes(args.policy)) throw new UsageError(`--policy: unknown policy '${args.policy}' (known: ${policyNames().join(', ')})`);
-  const schedules = positiveInt('--schedules', args.schedules, 1_000_000);
-  const depth = positiveInt('--pct-depth', args.pctDepth, 10);
+  const schedules = positiveInt('schedules', args.schedules, 1_000_000);
+  const depth = positiveInt('pct-depth', args.pctDepth, 10);
+  if (!(flagStrategies as readonly string[]).includes(args.strategy))
+    throw new UsageError(`--strategy: unknown strategy '${args.strategy}' (known: ${flagStrategies.join(', ')})`);
+  const preemptions = Number(args.preemptions);
+  if (!Number.isInteger(preemptions) || preemptions < 0 || preemptions > 10)
+    throw new UsageError(`--preemptions must be an integer in 0..10, got '${String(args.preemptions)}'`);
+  const jobs = positiveInt('jobs', args.jobs, 256);
   if (args.variant !== undefined && args.variant !== 'legacy' && args.variant !== 'converted')
     throw new UsageError(`--variant: expected legacy or converted, got '${args.variant}'`);
   if ((args.seed === undefined) !== (args.schedule === undefined)) throw new UsageError('--seed and --schedule replay one run: give both');
@@ -40,14 +50,26 @@ export async function flagCommand(args: FlagArgs, io: CliIo): Promise<number> {
       throw new UsageError(`--subsystem: unknown subsystem '${name}' (known: ${SUBSYSTEMS.map((s) => s.name).join(', ')}; or a path to a .js file)`);
     entries.push(entry);
   }
-  const result = flag({
-    policy: args.policy,
-    subsystems: entries.length > 0 ? entries : SUBSYSTEMS,
-    schedules,
-    pctDepth: depth,
-    ...(args.variant !== undefined ? { variants: [args.variant] } : {}),
-    ...(args.seed !== undefined && args.schedule !== undefined ? { replay: { seed: seedOf(args.seed), schedule: args.schedule } } : {}),
-  });
+  if (args.trace !== undefined) {
+    if (args.seed === undefined || args.schedule === undefined || entries.length !== 1 || args.variant === undefined)
+      throw new UsageError('--trace writes the timeline of one replay: give one --subsystem, its --variant, --seed and --schedule');
+    const json = flagReplayTrace(entries[0]!, { policy: args.policy, pctDepth: depth }, args.variant, seedOf(args.seed), args.schedule);
+    writeFileAtomic(args.trace, json);
+    io.err(`flag: wrote the replay's timeline to ${args.trace} (open it in https://ui.perfetto.dev)\n`);
+  }
+  const result = await flagParallel(
+    {
+      policy: args.policy,
+      subsystems: entries.length > 0 ? entries : SUBSYSTEMS,
+      schedules,
+      pctDepth: depth,
+      strategy: args.strategy as FlagStrategy,
+      preemptionBound: preemptions,
+      ...(args.variant !== undefined ? { variants: [args.variant] } : {}),
+      ...(args.seed !== undefined && args.schedule !== undefined ? { replay: { seed: seedOf(args.seed), schedule: args.schedule } } : {}),
+    },
+    jobs,
+  );
   if (args.json) {
     const verdicts = result.verdicts.map((v) => ({
       subsystem: v.subsystem,
@@ -69,6 +91,7 @@ export async function flagCommand(args: FlagArgs, io: CliIo): Promise<number> {
         schedule: f.schedule,
         minimised: f.minimised,
         replay: f.replay,
+        ...(f.lockOrder !== undefined ? { lockOrder: f.lockOrder } : {}),
       })),
     }));
     io.out(`${JSON.stringify({ policy: result.policy, verdicts })}\n`);
@@ -81,11 +104,20 @@ export async function flagCommand(args: FlagArgs, io: CliIo): Promise<number> {
     String(v.declared),
     String(v.undeclared),
     String(v.schedules),
-    v.verdict === 'safe' && v.missProbability !== null ? `P(missed depth-${v.depth} bug) <= ${v.missProbability.toPrecision(3)}` : '',
+    v.strategy,
+    v.verdict === 'safe' && v.missProbability !== null
+      ? `P(missed depth-${v.depth} bug) <= ${v.missProbability.toPrecision(3)}`
+      : v.verdict === 'not exercised'
+        ? `hooks: ${Object.entries(v.hookCounts)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')}`
+        : '',
   ]);
-  io.out(`${formatTable(['subsystem', 'variant', 'verdict', 'declared', 'undeclared', 'schedules', 'pct bound'], rows)}\n`);
+  io.out(`${formatTable(['subsystem', 'variant', 'verdict', 'declared', 'undeclared', 'schedules', 'strategy', 'bound / coverage'], rows)}\n`);
   for (const v of result.verdicts)
     for (const f of v.findings)
-      io.out(`\n${f.id} (${f.kind}, ${f.declared === true ? 'declared' : 'undeclared'}) ${v.subsystem} ${v.variant}: ${f.evidence}\n  replay: ${f.replay}\n`);
+      io.out(
+        `\n${f.id} (${f.kind}${f.lockOrder !== undefined ? ` ${f.lockOrder}` : ''}, ${f.declared === true ? 'declared' : 'undeclared'}) ${v.subsystem} ${v.variant}: ${f.evidence}\n  replay: ${f.replay}\n`,
+      );
   return ExitCode.ok;
 }

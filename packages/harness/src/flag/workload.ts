@@ -1,8 +1,9 @@
 // The workload `vmalock flag` runs to exercise one subsystem variant under a policy: one process
-// with the subsystem attached and the threads that drive it.
+// with the subsystem attached and the threads of its `exercise` (or the default: threads that
+// call its `drive`, and its kernel thread).
 import { MmStruct, type Program, type SubsystemVariant } from '@vmalock/core';
 import { createPolicy } from '@vmalock/policies';
-import type { SubsystemEntry } from '@vmalock/subsystems';
+import { type SubsystemEntry, spawnExercise } from '@vmalock/subsystems';
 
 /** Where a run of the workload leaves the subsystem and the mm it built, for the checks after the run. */
 export interface WorkloadSink {
@@ -10,29 +11,25 @@ export interface WorkloadSink {
   mm: MmStruct | null;
 }
 
-/** Threads and calls of the workload that drives a subsystem. */
-const THREADS = 3;
-const CALLS = 3;
+/** The PCT steps bound of flag's runs: above the longest run of every built-in subsystem's exercise (about 200 steps). */
 export const PCT_STEPS = 300;
 
-/** One process with `subsystem` attached, THREADS threads each driving it CALLS times. */
+/**
+ * One process with the subsystem attached, and the threads of its `exercise` (the default
+ * without one: threads calling its `drive`, and its kernel thread's passes).
+ */
 export function workload(entry: SubsystemEntry, variant: SubsystemVariant, policy: string, sink: WorkloadSink): Program {
   return (sim) => {
     const s = entry.create(variant);
     const mm = new MmStruct(1, createPolicy(policy));
-    s.attach({ pid: 1, name: 'p1', mm });
+    const proc = { pid: 1, name: 'p1', mm };
+    s.attach(proc);
     sink.last = s;
     sink.mm = mm;
-    for (let t = 0; t < THREADS; t++)
-      sim.spawn(`${entry.name}${t}`, function* (thread) {
-        for (let i = 0; i < CALLS; i++) yield* s.drive({ thread, mm }, thread.rng);
+    spawnExercise(s, proc, (name, body) => {
+      sim.spawn(name, function* (thread) {
+        yield* body({ thread, mm }, thread.rng);
       });
-    // A subsystem with a kernel thread (khugepaged) gets it, running its passes meanwhile.
-    if (s.daemon !== undefined) {
-      const daemon = s.daemon.bind(s);
-      sim.spawn(`${entry.name}d`, function* (thread) {
-        for (let i = 0; i < CALLS; i++) yield* daemon({ thread, mm }, thread.rng);
-      });
-    }
+    });
   };
 }

@@ -52,7 +52,16 @@ export async function loadSubsystemFile(path: string): Promise<SubsystemEntry> {
   const legacy = made.legacy!;
   if (made.converted!.name !== legacy.name)
     throw new SubsystemLoadError(`${path}: the variants disagree on the name ('${legacy.name}' and '${made.converted!.name}')`);
-  return { name: legacy.name, kind: legacy.kind, summary: legacy.summary, create };
+  const entry: SubsystemEntry = { name: legacy.name, kind: legacy.kind, summary: legacy.summary, create };
+  loadedFrom.set(entry, path);
+  return entry;
+}
+
+const loadedFrom = new WeakMap<SubsystemEntry, string>();
+
+/** The path a subsystem was loaded from (`loadSubsystemFile`), or null for any other entry (a built-in one). */
+export function subsystemSource(entry: SubsystemEntry): string | null {
+  return loadedFrom.get(entry) ?? null;
 }
 
 function check(path: string, variant: SubsystemVariant, s: Subsystem): void {
@@ -65,5 +74,6 @@ function check(path: string, variant: SubsystemVariant, s: Subsystem): void {
   if (s.variant !== variant) bad('variant', `'${variant}'`);
   if (typeof s.summary !== 'string') bad('summary', 'a string');
   for (const m of ['attach', 'drive', 'checkInvariants', 'locations'] as const) if (typeof s[m] !== 'function') bad(m, 'a method');
+  for (const m of ['daemon', 'exercise'] as const) if (s[m] !== undefined && typeof s[m] !== 'function') bad(m, 'a method when present');
   if (typeof s.hookCounts !== 'object' || s.hookCounts === null) bad('hookCounts', 'an object');
 }

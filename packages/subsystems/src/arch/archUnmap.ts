@@ -22,18 +22,23 @@ import {
   hex,
   mmapLegacyLock,
   mmapLegacyUnlock,
+  runMmOp,
   sysMmap,
   sysMremap,
   sysMunmap,
   yieldNow,
 } from '@vmalock/core';
 import { SubsystemBase } from '../common.js';
+import { type ExerciseSpawn, spawnCalls } from '../exercise.js';
 
 /** A registered range `[start, end)` and the id of the thread that registered it (the only one that unmaps it). */
 export type ArchRange = readonly [start: number, end: number, owner: number];
 
 /** The most pages a registered range has. */
 export const ARCH_RANGE_PAGES_MAX = 4;
+
+/** Where the threads of `exercise` map their ranges: a region per thread above it. */
+const ARCH_EXERCISE_BASE = 0x70000000;
 
 /** The per-mm state. */
 export interface ArchUnmapMm {
@@ -107,7 +112,8 @@ abstract class ArchUnmapBase extends SubsystemBase<ArchUnmapMm, ArchUnmapOp> {
     const s = this.stateOf(task.mm);
     // A thread unmaps only what it registered itself (as a program frees only its own memory):
     // the entries it reads for its own ranges are current, since only it unmaps them.
-    const table = (yield s.table.read()) as readonly ArchRange[];
+    // (A model shortcut, not a kernel access: user space knows its ranges, so data_race().)
+    const table = (yield s.table.dataRace()) as readonly ArchRange[];
     const own = table.filter((e) => e[2] === task.thread.id);
     const pick = own.length === 0 || rng.chance(0.4) ? null : own[rng.index(own.length)]!;
     if (pick === null) {
@@ -128,14 +134,36 @@ abstract class ArchUnmapBase extends SubsystemBase<ArchUnmapMm, ArchUnmapOp> {
   }
 
   /**
-   * Map `len` bytes of anonymous memory and record them. Returns the address or -errno. The
-   * kernel maps the bounds table inside its mmap_sem write section (`mpx_mmap` -> `do_mmap`);
-   * the model maps first (`sysMmap` takes the policy's lock itself) and records after: nobody
-   * else unmaps the new range in between (`drive` unmaps only a thread's own ranges).
+   * flag's workload: two ranges registered first; then two threads register ranges while a
+   * third unmaps parts of those two: a registration that read the table before an unmap writes
+   * it back after the unmap's `arch_unmap` trimmed it. Each thread maps at hints of its own (a
+   * region per thread, a slot per call), so no registration maps an unmapped range again.
    */
-  *register(task: MmTask, len: number): MmGen<number> {
+  exercise(proc: SubsystemProcess, spawn: ExerciseSpawn): void {
+    const slot = 2 * ARCH_RANGE_PAGES_MAX * PAGE_SIZE;
+    const hint = (t: number, i: number): number => ARCH_EXERCISE_BASE + (t * 8 + i) * slot;
+    const len = (rng: Prng): number => rng.int(1, ARCH_RANGE_PAGES_MAX) * PAGE_SIZE;
+    const ranges = [0, 1].map((i) => runMmOp(proc.mm, (task) => this.register(task, ARCH_RANGE_PAGES_MAX * PAGE_SIZE, hint(2, i)), 'archunmap-setup'));
+    for (let t = 0; t < 2; t++) {
+      let i = 0;
+      spawnCalls(spawn, `archunmap-register${t}`, 4, (task, rng) => this.register(task, len(rng), hint(t, i++)));
+    }
+    spawnCalls(spawn, 'archunmap-unmap', 3, (task, rng) => {
+      this.count('munmap');
+      return sysMunmap(task, ranges[rng.index(ranges.length)]! + rng.int(0, ARCH_RANGE_PAGES_MAX - 1) * PAGE_SIZE, len(rng));
+    });
+  }
+
+  /**
+   * Map `len` bytes of anonymous memory (at `hint` when it is free) and record them. Returns
+   * the address or -errno. The kernel maps the bounds table inside its mmap_sem write section
+   * (`mpx_mmap` -> `do_mmap`); the model maps first (`sysMmap` takes the policy's lock itself)
+   * and records after: nobody else unmaps the new range in between (`drive` unmaps only a
+   * thread's own ranges, `exercise` only the ranges registered before its threads start).
+   */
+  *register(task: MmTask, len: number, hint = 0): MmGen<number> {
     this.count('register');
-    const addr = yield* sysMmap(task, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const addr = yield* sysMmap(task, hint, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (addr < 0) return addr;
     const s = this.stateOf(task.mm);
     const hold = yield* this.lockForRegister(task, s);

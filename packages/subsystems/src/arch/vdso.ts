@@ -117,7 +117,8 @@ abstract class VdsoBase extends SubsystemBase<VdsoMm, VdsoHook> {
   *moveVdso(task: MmTask, slot: number): MmGen<number> {
     this.count('move');
     const s = this.stateOf(task.mm);
-    const from = (yield s.pointer.read()) as number;
+    // User space reads /proc/self/maps: no kernel lock orders it with a concurrent move (data_race()).
+    const from = (yield s.pointer.dataRace()) as number;
     const fromSlot = (from - VDSO_WINDOW) / VDSO_LEN;
     const to = VDSO_WINDOW + (slot >= fromSlot ? slot + 1 : slot) * VDSO_LEN;
     return yield* sysMremap(task, from, VDSO_LEN, VDSO_LEN, MREMAP_MAYMOVE | MREMAP_FIXED, to);
@@ -221,7 +222,7 @@ export class VdsoConverted extends VdsoBase {
   protected *setPointer(s: VdsoMm, start: number): MmGen<void> {
     yield s.lock.lock();
     yield s.seq.writeBegin();
-    yield s.pointer.write(start);
+    yield s.pointer.writeOnce(start);
     yield s.seq.writeEnd();
     yield s.lock.unlock();
   }
@@ -232,7 +233,8 @@ export class VdsoConverted extends VdsoBase {
     const s = this.stateOf(mm);
     for (let attempt = 0; attempt < vdsoReadRetriesMax; attempt++) {
       const seq = (yield s.seq.readBegin()) as number;
-      const addr = (yield s.pointer.read()) as number;
+      // Inside the seqcount read section: an intended lockless load, validated by readRetry.
+      const addr = (yield s.pointer.readOnce()) as number;
       if ((yield s.seq.readRetry(seq)) as boolean) continue;
       // Keep the VMA at the pointer from moving while the frame is built and the pointer rechecked.
       const guard = yield* mm.policy.lockForRead(mm, thread, addr, addr + VDSO_LEN);

@@ -30,10 +30,12 @@ import {
   hex,
   mmapLegacyLock,
   mmapLegacyUnlock,
+  runMmOp,
   sysMmap,
   sysMunmap,
 } from '@vmalock/core';
 import { SubsystemBase, fdInstall } from '../common.js';
+import { type ExerciseSpawn, spawnCalls } from '../exercise.js';
 
 /** Where each process maps its binder buffer (`binder_mmap` takes what user space asks for). */
 export const BINDER_BASE = 0x60000000;
@@ -57,6 +59,9 @@ export interface BinderAlloc {
    * by `binder_alloc_vma_close`. Written under: vmaOpen (the policy's write lock on the new VMA)
    * and vmaClose (what munmap holds after its downgrade). Read under: legacy, mmap_sem read;
    * converted, the policy's read lock on the page's address plus a revalidating `vma_lookup`.
+   * Stored and loaded marked (the kernel's `smp_store_release` / `smp_load_acquire` in
+   * `binder_alloc_set_vma` / `binder_alloc_get_vma`): the close after munmap's downgrade and the
+   * ioctl's load are concurrent by design, even under mmap_sem.
    */
   readonly vma: SharedLocation<Vma | null>;
   /** Pages `vm_insert_page` installed so far (a statistic; the page tables are the truth). Written under: the PTE lock. */
@@ -143,9 +148,22 @@ abstract class BinderDriver extends SubsystemBase<BinderAlloc, BinderHook> {
     }
   }
 
+  /**
+   * flag's workload: the buffer mapped (set up first), two threads installing random buffer
+   * pages through the ioctl 6 times each while a third unmaps the buffer: an ioctl that found
+   * the VMA races the unmap. (One unmap: a page inserted after an unmap that a later mmap and
+   * unmap of the buffer cleared again would leave no trace.)
+   */
+  exercise(proc: SubsystemProcess, spawn: ExerciseSpawn): void {
+    const alloc = this.allocOf(proc.mm);
+    runMmOp(proc.mm, (task) => this.mmap(task, alloc), 'binder-setup');
+    for (let t = 0; t < 2; t++) spawnCalls(spawn, `binder-ioctl${t}`, 6, (task, rng) => this.ioctlInstallPage(task, alloc, rng.int(0, BINDER_PAGES - 1)));
+    spawnCalls(spawn, 'binder-munmap', 1, (task) => sysMunmap(task, BINDER_BASE, BINDER_SIZE));
+  }
+
   /** `mmap(BINDER_BASE, BINDER_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0)`; -EBUSY when binder already has a buffer. */
   *mmap(task: MmTask, alloc: BinderAlloc): MmGen<number> {
-    if ((yield alloc.vma.read()) !== null) return -EBUSY;
+    if ((yield alloc.vma.readOnce()) !== null) return -EBUSY;
     return yield* sysMmap(task, BINDER_BASE, BINDER_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, alloc.fd, 0);
   }
 
@@ -180,13 +198,13 @@ abstract class BinderDriver extends SubsystemBase<BinderAlloc, BinderHook> {
     this.count('vmaOpen');
     // vm_flags_mod(vma, VM_DONTCOPY | VM_MIXEDMAP, VM_MAYWRITE)
     vma.flags = (vma.flags | VM_DONTCOPY | VM_MIXEDMAP) & ~VM_MAYWRITE;
-    if ((yield alloc.vma.read()) === null) yield alloc.vma.write(vma);
+    if ((yield alloc.vma.readOnce()) === null) yield alloc.vma.writeOnce(vma);
   }
 
   /** `binder_vma_close` -> `binder_alloc_vma_close`: the buffer's VMA is gone. */
   protected *vmaClose(alloc: BinderAlloc, vma: Vma, _thread: SimThread): MmGen<void> {
     this.count('vmaClose');
-    if ((yield alloc.vma.read()) === vma) yield alloc.vma.write(null);
+    if ((yield alloc.vma.readOnce()) === vma) yield alloc.vma.writeOnce(null);
   }
 
   /** `binder_vm_fault`: user space never faults binder pages in. */
@@ -231,7 +249,7 @@ class BinderLegacy extends BinderDriver {
     const { mm, thread } = task;
     const hold = yield* mmapLegacyLock(mm, thread, 'read');
     let result = -ESRCH;
-    const vma = (yield alloc.vma.read()) as Vma | null;
+    const vma = (yield alloc.vma.readOnce()) as Vma | null;
     if (vma !== null && mm.vmaLookup(vma.start) === vma) result = yield* this.vmInsertPage(alloc, vma, vma.start + index * PAGE_SIZE, index);
     yield* mmapLegacyUnlock(mm, hold);
     return result;
@@ -264,13 +282,13 @@ class BinderConverted extends BinderDriver {
 
   override *ioctlInstallPage(task: MmTask, alloc: BinderAlloc, index: number): MmGen<number> {
     const { mm, thread } = task;
-    const seen = (yield alloc.vma.read()) as Vma | null;
+    const seen = (yield alloc.vma.readOnce()) as Vma | null;
     if (seen === null) return -ESRCH;
     const addr = seen.start + index * PAGE_SIZE;
     const guard = yield* mm.policy.lockForRead(mm, thread, addr, addr + PAGE_SIZE);
     // Revalidate under the lock: the VMA at the address must still be the one binder recorded.
     const vma = mm.vmaLookup(addr);
-    const stored = (yield alloc.vma.read()) as Vma | null;
+    const stored = (yield alloc.vma.readOnce()) as Vma | null;
     const result = vma !== null && vma === stored ? yield* this.vmInsertPage(alloc, vma, addr, index) : -ESRCH;
     yield* mm.policy.unlock(guard);
     return result;

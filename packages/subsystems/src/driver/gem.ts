@@ -32,11 +32,13 @@ import {
   handleMmFault,
   mmapLegacyLock,
   mmapLegacyUnlock,
+  runMmOp,
   sysMmap,
   sysMprotect,
   sysMunmap,
 } from '@vmalock/core';
 import { SubsystemBase, fdInstall } from '../common.js';
+import { type ExerciseSpawn, spawnCalls } from '../exercise.js';
 
 /** Where each process maps its GEM objects: object i's mapping number c at `gemWindow(i, c)`. */
 export const GEM_BASE = 0x62000000;
@@ -179,6 +181,26 @@ abstract class GemDriver extends SubsystemBase<GemFile, GemHook> {
       default:
         yield* handleMmFault(task, addr, 'write');
     }
+  }
+
+  /**
+   * flag's workload: both objects created and mapped at both their windows (set up first), then
+   * three threads driving the device 4 times each: the opens and closes of one object's VMAs
+   * (mmap, munmap, mprotect splits) race each other and the handle ioctls on its refcount.
+   */
+  exercise(proc: SubsystemProcess, spawn: ExerciseSpawn): void {
+    const gf = this.fileOf(proc.mm);
+    runMmOp(
+      proc.mm,
+      function* (this: GemDriver, task: MmTask): MmGen<void> {
+        for (const obj of gf.objects) {
+          yield* this.ioctlCreate(task, gf, obj);
+          for (let copy = 0; copy < GEM_WINDOWS; copy++) yield* this.mmap(task, gf, obj, gemWindow(obj.index, copy));
+        }
+      }.bind(this),
+      'gem-setup',
+    );
+    for (let t = 0; t < 3; t++) spawnCalls(spawn, `gem${t}`, 4, (task, rng) => this.drive(task, rng));
   }
 
   /** DRM_IOCTL_MODE_CREATE_DUMB: a new object in the slot with one handle; -EEXIST when the slot holds one. */

@@ -35,6 +35,7 @@ import {
   sysMunmap,
 } from '@vmalock/core';
 import { SubsystemBase } from '../common.js';
+import { type ExerciseSpawn, spawnCalls } from '../exercise.js';
 
 /** The range each process mirrors to its device (mapped at attach, anonymous, read-write). */
 export const HMM_BASE = 0x61000000;
@@ -156,6 +157,23 @@ abstract class HmmMirrorDriver extends SubsystemBase<HmmMirror, HmmHook> {
   }
 
   /**
+   * flag's workload: two threads making device faults on random pages of the range while a
+   * third replaces pages of it (mmap MAP_FIXED, half the time the whole range) or unmaps them:
+   * a device fault that made its page present races the zap of that page.
+   */
+  exercise(_proc: SubsystemProcess, spawn: ExerciseSpawn): void {
+    for (let t = 0; t < 2; t++)
+      spawnCalls(spawn, `hmm-device${t}`, 5, (task, rng) => this.deviceFault(task, this.mirrorOf(task.mm), rng.int(0, HMM_PAGES - 1)));
+    // Most zaps replace the whole range, so whichever page a device fault mirrors goes.
+    spawnCalls(spawn, 'hmm-zap', 4, (task, rng) => {
+      const index = rng.chance(0.5) ? 0 : rng.int(0, HMM_PAGES - 1);
+      const len = (index === 0 ? HMM_PAGES : rng.int(1, HMM_PAGES - index)) * PAGE_SIZE;
+      const addr = HMM_BASE + index * PAGE_SIZE;
+      return rng.chance(0.75) ? sysMmap(task, addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) : sysMunmap(task, addr, len);
+    });
+  }
+
+  /**
    * The device faults on the page `index` of the range: make the CPU page present for write and
    * mirror it. 0, -EFAULT (nothing mapped there, or not writable), -EBUSY (converted: the range
    * kept changing).
@@ -236,13 +254,21 @@ class HmmLegacy extends HmmMirrorDriver {
       ok = (yield* getUserPages(task, addr, 1, true)) === 1;
     }
     const view = ok ? mm.pageTables.lookup(addr) : null;
-    if (view !== null) yield mirror.pages[index]!.write(view.page);
+    // The device page table is under the driver's lock (nouveau's svmm->mutex); what legacy lacks
+    // is the check that the CPU PTE it copies is still there (mmap_sem is that check).
+    if (view !== null) {
+      yield mirror.lock.lock();
+      yield mirror.pages[index]!.write(view.page);
+      yield mirror.lock.unlock();
+    }
     yield* mmapLegacyUnlock(mm, hold);
     return view !== null ? 0 : -EFAULT;
   }
 
   protected override *invalidateStart(mirror: HmmMirror, _thread: SimThread, first: number, last: number): MmGen<void> {
+    yield mirror.lock.lock();
     for (let i = first; i < last; i++) yield mirror.pages[i]!.write(null);
+    yield mirror.lock.unlock();
   }
 
   protected override *invalidateEnd(_mirror: HmmMirror, _thread: SimThread): MmGen<void> {}
@@ -289,10 +315,11 @@ class HmmConverted extends HmmMirrorDriver {
    * sleeping once for the one in progress; null when another began meanwhile (counts as a retry).
    */
   *#readBegin(mirror: HmmMirror): MmGen<number | null> {
-    const seq = (yield mirror.seq.read()) as number;
+    // READ_ONCE(interval_sub->invalidate_seq): read locklessly, validated under the driver lock.
+    const seq = (yield mirror.seq.readOnce()) as number;
     if (seq % 2 === 0) return seq;
     yield mirror.wq.waitEvent(() => mirror.seq.value % 2 === 0);
-    const again = (yield mirror.seq.read()) as number;
+    const again = (yield mirror.seq.readOnce()) as number;
     return again % 2 === 0 ? again : null;
   }
 

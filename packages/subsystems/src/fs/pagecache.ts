@@ -29,9 +29,11 @@ import {
   hex,
   mmapLegacyLock,
   mmapLegacyUnlock,
+  runMmOp,
   sysMmap,
 } from '@vmalock/core';
 import { fdInstall } from '../common.js';
+import { type ExerciseSpawn, spawnCalls } from '../exercise.js';
 
 /** The most pages the file ever holds (ftruncate's sizes are 0..this). */
 export const PAGECACHE_PAGES_MAX = 8;
@@ -75,9 +77,9 @@ export abstract class PageCacheBase implements Subsystem {
   abstract readonly variant: SubsystemVariant;
   abstract readonly summary: string;
   readonly hookCounts: Record<string, number> = { fault: 0, pageMkwrite: 0 };
-  /** `i_size`, in pages. Legacy: written under mmap_sem write (truncate); read under mmap_sem read (fault). Converted: written under i_rwsem; read under the page lock. */
+  /** `i_size`, in pages. Legacy: written under mmap_sem write (truncate); read under mmap_sem read (fault). Converted: written under i_rwsem; read under the page lock. Loaded and stored marked, as `i_size_read()`/`i_size_write()` do. */
   readonly iSize = new SharedLocation<number>('pagecache.i_size', PAGECACHE_PAGES_MAX / 2, 'pagecache');
-  /** The page cache (`mapping->i_pages`) by page index. Legacy: as `i_size`. Converted: an entry changes only under its page lock. */
+  /** The page cache (`mapping->i_pages`) by page index. Legacy: as `i_size`. Converted: an entry changes only under its page lock. Changed by atomics; loaded marked (`xa_load()` is a lockless RCU walk). */
   readonly pages = new SharedLocation<ReadonlyMap<number, CachedPage>>('pagecache.pages', new Map(), 'pagecache');
   readonly file: MmFile;
   protected readonly procs: SubsystemProcess[] = [];
@@ -124,6 +126,27 @@ export abstract class PageCacheBase implements Subsystem {
 
   /** `ftruncate(fd, pages * PAGE_SIZE)`. */
   abstract ftruncate(task: MmTask, pages: number): MmGen<void>;
+
+  /**
+   * flag's workload: both slots mapped and the pages below EOF faulted in (set up first), then
+   * two threads loading and storing random pages of the slots while a third truncates the file
+   * to random sizes: each truncate below a page races the faults on it.
+   */
+  exercise(proc: SubsystemProcess, spawn: ExerciseSpawn): void {
+    runMmOp(
+      proc.mm,
+      function* (this: PageCacheBase, task: MmTask): MmGen<void> {
+        for (const slot of PAGECACHE_SLOTS) {
+          yield* this.mmap(task, slot);
+          for (let i = 0; i < this.iSize.value; i++) yield* this.touch(task, slot + i * PAGE_SIZE, false);
+        }
+      }.bind(this),
+      'pagecache-setup',
+    );
+    const page = (rng: Prng): number => PAGECACHE_SLOTS[rng.index(PAGECACHE_SLOTS.length)]! + rng.int(0, PAGECACHE_PAGES_MAX - 1) * PAGE_SIZE;
+    for (let t = 0; t < 2; t++) spawnCalls(spawn, `pagecache-fault${t}`, 6, (task, rng) => this.touch(task, page(rng), rng.chance(0.5)));
+    spawnCalls(spawn, 'pagecache-truncate', 4, (task, rng) => this.ftruncate(task, rng.int(0, PAGECACHE_PAGES_MAX)));
+  }
 
   checkInvariants(): void {
     const size = this.iSize.value;
@@ -218,7 +241,7 @@ export class PageCacheLegacy extends PageCacheBase {
   })
   *fault(vmf: VmFault): MmGen<VmFaultResult> {
     this.count('fault');
-    const size = (yield this.iSize.read()) as number;
+    const size = (yield this.iSize.readOnce()) as number;
     if (vmf.pgoff >= size) return SIGBUS;
     yield this.pages.rmw((m) => (m.has(vmf.pgoff) ? m : new Map(m).set(vmf.pgoff, { dirtiedBy: null })));
     return { kind: 'page', page: vmf.pgoff };
@@ -234,7 +257,7 @@ export class PageCacheLegacy extends PageCacheBase {
   })
   *pageMkwrite(vmf: VmFault): MmGen<VmFaultResult> {
     this.count('pageMkwrite');
-    const size = (yield this.iSize.read()) as number;
+    const size = (yield this.iSize.readOnce()) as number;
     if (vmf.pgoff >= size) return SIGBUS;
     const writer = writerOf(this.mmOf(vmf.vma), vmf);
     yield this.pages.rmw((m) => new Map(m).set(vmf.pgoff, { dirtiedBy: writer }));
@@ -244,8 +267,8 @@ export class PageCacheLegacy extends PageCacheBase {
   *ftruncate(task: MmTask, pages: number): MmGen<void> {
     const { mm, thread } = task;
     const hold = yield* mmapLegacyLock(mm, thread, 'write');
-    const old = (yield this.iSize.read()) as number;
-    yield this.iSize.write(pages);
+    const old = (yield this.iSize.readOnce()) as number;
+    yield this.iSize.writeOnce(pages);
     if (pages < old) {
       this.zapMm(mm, pages, PAGECACHE_PAGES_MAX);
       yield this.pages.rmw((m) => dropFrom(m, pages));
@@ -295,7 +318,7 @@ export class PageCacheConverted extends PageCacheBase {
     // finds it and waits for its lock (filemap_fault: __filemap_get_folio(FGP_CREAT), lock, check).
     yield this.pages.rmw((m) => (m.has(index) ? m : new Map(m).set(index, { dirtiedBy: null })));
     const page = this.inodePage(index);
-    const size = (yield this.iSize.read()) as number;
+    const size = (yield this.iSize.readOnce()) as number;
     if (index >= size) {
       yield this.pages.rmw((m) => dropFrom(m, index, index + 1));
       this.file.pageCache.delete(index);
@@ -316,8 +339,8 @@ export class PageCacheConverted extends PageCacheBase {
     const index = vmf.pgoff;
     const lock = this.pageLocks[index]!;
     yield lock.lock();
-    const cache = (yield this.pages.read()) as ReadonlyMap<number, CachedPage>;
-    const size = (yield this.iSize.read()) as number;
+    const cache = (yield this.pages.readOnce()) as ReadonlyMap<number, CachedPage>;
+    const size = (yield this.iSize.readOnce()) as number;
     // Truncated meanwhile (folio->mapping != inode->i_mapping): the PTE is gone or going.
     if (!cache.has(index) || index >= size) {
       yield lock.unlock();
@@ -355,11 +378,11 @@ export class PageCacheConverted extends PageCacheBase {
 
   *ftruncate(_task: MmTask, pages: number): MmGen<void> {
     yield this.iRwsem.downWrite();
-    const old = (yield this.iSize.read()) as number;
-    yield this.iSize.write(pages);
+    const old = (yield this.iSize.readOnce()) as number;
+    yield this.iSize.writeOnce(pages);
     if (pages < old) {
       yield* this.#unmapMappingRange(pages);
-      const cache = (yield this.pages.read()) as ReadonlyMap<number, CachedPage>;
+      const cache = (yield this.pages.readOnce()) as ReadonlyMap<number, CachedPage>;
       for (const index of [...cache.keys()].sort((a, b) => a - b)) {
         if (index < pages) continue;
         // truncate_inode_pages(): lock each page, unmap it if it was mapped meanwhile, drop it.

@@ -26,9 +26,11 @@ import {
   hex,
   mmapLegacyLock,
   mmapLegacyUnlock,
+  runMmOp,
   sysMmap,
 } from '@vmalock/core';
 import { fdInstall } from '../common.js';
+import { type ExerciseSpawn, spawnCalls } from '../exercise.js';
 
 /** Pages of one mapping of the memfd. */
 export const UFFD_MAPPING_PAGES = 8;
@@ -109,6 +111,38 @@ export abstract class UserfaultfdBase implements Subsystem {
   /** `memfd_create()` + `mmap(slot, MAPPING_PAGES pages, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_FIXED, fd, 0)`. */
   *mmap(task: MmTask, slot: number): MmGen<number> {
     return yield* sysMmap(task, slot, UFFD_MAPPING_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, this.of(task.mm).fd, 0);
+  }
+
+  /**
+   * flag's workload: both slots mapped and registered whole (set up first), then two threads
+   * touching random pages of them while a third unregisters parts of the slots (half the time a
+   * whole slot) and registers parts again: a fault that found its registration races the
+   * unregister of it.
+   */
+  exercise(proc: SubsystemProcess, spawn: ExerciseSpawn): void {
+    runMmOp(
+      proc.mm,
+      function* (this: UserfaultfdBase, task: MmTask): MmGen<void> {
+        for (const slot of UFFD_SLOTS) {
+          yield* this.mmap(task, slot);
+          yield* this.register(task, slot, slot + UFFD_MAPPING_PAGES * PAGE_SIZE);
+        }
+      }.bind(this),
+      'userfaultfd-setup',
+    );
+    const slotOf = (rng: Prng): number => UFFD_SLOTS[rng.index(UFFD_SLOTS.length)]!;
+    for (let t = 0; t < 2; t++)
+      spawnCalls(spawn, `userfaultfd-fault${t}`, 6, (task, rng) =>
+        handleMmFault(task, slotOf(rng) + rng.int(0, UFFD_MAPPING_PAGES - 1) * PAGE_SIZE, rng.chance(0.5) ? 'write' : 'read'),
+      );
+    spawnCalls(spawn, 'userfaultfd-register', 4, (task, rng) => {
+      const slot = slotOf(rng);
+      if (rng.chance(0.5)) return this.unregister(task, slot, slot + UFFD_MAPPING_PAGES * PAGE_SIZE);
+      const first = rng.int(0, UFFD_MAPPING_PAGES - 1);
+      const start = slot + first * PAGE_SIZE;
+      const end = start + rng.int(1, UFFD_MAPPING_PAGES - first) * PAGE_SIZE;
+      return rng.chance(0.5) ? this.unregister(task, start, end) : this.register(task, start, end);
+    });
   }
 
   /** `ioctl(uffd, UFFDIO_REGISTER, {start, len}, MISSING)`: 0, -EINVAL (not all mapped by the memfd), -EBUSY (overlaps a registration). */

@@ -22,12 +22,14 @@ import {
   invalidateRangeStart,
   mmapLegacyLock,
   mmapLegacyUnlock,
+  runMmOp,
   sysMadvise,
   sysMunmap,
   vmaAssertWriteLocked,
   vmaStartWriteRange,
 } from '@vmalock/core';
-import { HPAGE_PMD_NR, mprotectReadOnly, pmdBase, randomAreaPage, thpSuitable } from './hugepageOps.js';
+import { type ExerciseSpawn, spawnCalls } from '../exercise.js';
+import { HPAGE_PMD_NR, mapHugepageAreas, mprotectReadOnly, pmdBase, randomAreaPage, thpSuitable } from './hugepageOps.js';
 
 /** Scan passes of one khugepaged wake-up look at most this many PMDs (`khugepaged_pages_to_scan` / 512). */
 const PMDS_TO_SCAN_MAX = 8;
@@ -37,8 +39,12 @@ interface MmSlot {
   readonly mm: MmStruct;
   /** `khugepaged_scan.address`: where the next scan pass starts (0: from the lowest VMA). */
   readonly scanAddress: SharedLocation<number>;
-  /** The PMD whose collapse is in flight (its PTE table flushed, the THP not yet installed), or null. */
-  readonly collapsing: SharedLocation<number | null>;
+  /**
+   * The PMDs whose collapse is in flight (their PTE tables flushed, their THPs not yet
+   * installed): checker state, changed atomically. Collapses of different PMDs may overlap
+   * (khugepaged and MADV_COLLAPSE, each under its own PMD's lock); two of one PMD may not.
+   */
+  readonly collapsing: SharedLocation<ReadonlySet<number>>;
   /** Collapses done (`THP_COLLAPSE_ALLOC` that succeeded). */
   readonly collapsed: SharedLocation<number>;
   /** Collapses given up because `hugepage_vma_revalidate` or the PMD check failed after retaking the lock. */
@@ -96,7 +102,7 @@ abstract class Khugepaged implements Subsystem {
     this.#slots.set(proc.pid, {
       mm: proc.mm,
       scanAddress: loc('scanAddress', 0),
-      collapsing: loc<number | null>('collapsing', null),
+      collapsing: loc<ReadonlySet<number>>('collapsing', new Set()),
       collapsed: loc('collapsed', 0),
       revalidateFailed: loc('revalidateFailed', 0),
       fullScans: loc('fullScans', 0),
@@ -123,6 +129,18 @@ abstract class Khugepaged implements Subsystem {
       default:
         yield* handleMmFault(task, addr, 'write');
     }
+  }
+
+  /**
+   * flag's workload: the areas mapped with 2 pages of every PMD faulted in before
+   * MADV_HUGEPAGE (set up first), then the khugepaged kernel thread making 4 scan passes while
+   * two user threads drive the areas 4 times each: a collapse races their faults, unmaps,
+   * mprotects and DONTNEEDs.
+   */
+  exercise(proc: SubsystemProcess, spawn: ExerciseSpawn): void {
+    runMmOp(proc.mm, (task) => mapHugepageAreas(task, 2), 'khugepaged-setup');
+    spawnCalls(spawn, 'khugepaged', 4, (task) => this.scanPass(task));
+    for (let t = 0; t < 2; t++) spawnCalls(spawn, `khugepaged-user${t}`, 4, (task, rng) => this.drive(task, rng));
   }
 
   /**
@@ -208,12 +226,13 @@ abstract class Khugepaged implements Subsystem {
     yield pt.pageTableLock.lock();
     const copied = pt.zap(c.base, end);
     yield pt.pageTableLock.unlock();
-    yield slot.collapsing.write(c.base);
+    const before = (yield slot.collapsing.rmw((set) => new Set(set).add(c.base))) as ReadonlySet<number>;
+    if (before.has(c.base)) throw new SubsystemInvariantError(this.name, `mm${mm.pid}: two collapses of 0x${c.base.toString(16)} in flight at once`);
     // __collapse_huge_page_copy(): the present pages are copied, the rest of the THP zeroed.
     thread.work('pageZeroNs', Math.max(1, copied));
-    const inFlight = (yield slot.collapsing.read()) as number | null;
-    if (inFlight !== c.base)
-      throw new SubsystemInvariantError(this.name, `mm${mm.pid}: collapse of 0x${c.base.toString(16)} found 0x${(inFlight ?? 0).toString(16)} in flight`);
+    const inFlight = (yield slot.collapsing.readOnce()) as ReadonlySet<number>;
+    if (!inFlight.has(c.base))
+      throw new SubsystemInvariantError(this.name, `mm${mm.pid}: collapse of 0x${c.base.toString(16)} is no longer in flight while it copies`);
     yield pt.pageTableLock.lock();
     const pmd = pt.pmd(c.base);
     if (pmd !== undefined) {
@@ -225,7 +244,7 @@ abstract class Khugepaged implements Subsystem {
     }
     pt.setHugePmd(c.base, new Page(true, true), (c.vma.flags & VM_WRITE) !== 0);
     yield pt.pageTableLock.unlock();
-    yield slot.collapsing.write(null);
+    yield slot.collapsing.rmw((set) => new Set([...set].filter((base) => base !== c.base)));
     yield slot.collapsed.rmw((n) => n + 1);
     yield* invalidateRangeEnd(mm, thread, c.base, end);
   }
@@ -239,7 +258,7 @@ abstract class Khugepaged implements Subsystem {
     const fail = (what: string): never => {
       throw new SubsystemInvariantError(this.name, `mm${mm.pid}: ${what}`);
     };
-    if (slot.collapsing.value !== null) fail(`a collapse of 0x${slot.collapsing.value.toString(16)} is still in flight at a quiescent point`);
+    for (const base of slot.collapsing.value) fail(`a collapse of 0x${base.toString(16)} is still in flight at a quiescent point`);
     let anon = 0;
     for (const [i, pmd] of mm.pageTables.pmds) {
       const base = i * HPAGE_PMD_SIZE;

@@ -1,4 +1,5 @@
 import {
+  HPAGE_PMD_SIZE,
   type MmGen,
   type MmStruct,
   type MmTask,
@@ -21,11 +22,24 @@ import {
   mmapLegacyLock,
   mmapLegacyUnlock,
   rangeAssertCovered,
+  runMmOp,
   unmapRange,
   vmaAssertLocked,
   vmaStartWriteRange,
 } from '@vmalock/core';
-import { HPAGE_PMD_NR, type HugePmdHit, hugePmdsIn, mprotectReadOnly, pmdBase, pmdNone, randomAreaPage, thpSuitable } from './hugepageOps.js';
+import { type ExerciseSpawn, spawnCalls } from '../exercise.js';
+import {
+  HPAGE_PMD_NR,
+  HUGEPAGE_AREAS,
+  type HugePmdHit,
+  hugePmdsIn,
+  mapHugepageAreas,
+  mprotectReadOnly,
+  pmdBase,
+  pmdNone,
+  randomAreaPage,
+  thpSuitable,
+} from './hugepageOps.js';
 
 /** The books of one mm: THPs mapped by a PMD, and the deferred split queue. */
 interface ThpBooks {
@@ -123,6 +137,23 @@ abstract class Thp implements Subsystem {
       default:
         yield* this.hugePmdFault(task, addr);
     }
+  }
+
+  /**
+   * flag's workload: the areas mapped and every PMD of them faulted in as a THP (set up
+   * first), then three user threads driving them 4 times each: splits of THPs by partial
+   * munmaps and mprotects race each other, the THP faults, DONTNEED and the shrinker.
+   */
+  exercise(proc: SubsystemProcess, spawn: ExerciseSpawn): void {
+    runMmOp(
+      proc.mm,
+      function* (this: Thp, task: MmTask): MmGen<void> {
+        yield* mapHugepageAreas(task, 0);
+        for (const [start, end] of HUGEPAGE_AREAS) for (let base = start; base < end; base += HPAGE_PMD_SIZE) yield* this.hugePmdFault(task, base);
+      }.bind(this),
+      'thp-setup',
+    );
+    for (let t = 0; t < 3; t++) spawnCalls(spawn, `thp-user${t}`, 4, (task, rng) => this.drive(task, rng));
   }
 
   /**
