@@ -6,6 +6,8 @@ import { demoCommand } from './commands/demo.js';
 import { diffCommand } from './commands/diff.js';
 import { diffWorkloadNames } from './diff/workloads.js';
 import { flagCommand } from './commands/flag.js';
+import { runCommand } from './commands/run.js';
+import { planInitCommand, planSchemaCommand, planValidateCommand } from './commands/plan.js';
 import { subsystemsCommand } from './commands/subsystems.js';
 import { traceReplayCommand } from './commands/traceReplay.js';
 
@@ -27,6 +29,29 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     .exitProcess(false)
     .wrap(Math.min(110, process.stdout.columns || 100))
     .usage('vmalock: a laboratory for taking mmap_sem out of the Linux memory manager safely\n\nUsage: $0 <command> [options]')
+    .command(
+      'run [plan]',
+      'Run a conversion plan phase by phase (the built-in default without one): throughput, findings, gates',
+      (y) =>
+        y
+          .positional('plan', { type: 'string', describe: 'A plan file (.yaml, .yml or .json; docs/plans.md); default: the built-in plan' })
+          .option('seed', { type: 'number', describe: "Override the plan's seed" })
+          .option('keep-going', { type: 'boolean', default: false, describe: 'Run the phases after a failed blocking gate instead of blocking them' })
+          .option('jobs', { type: 'number', default: 1, describe: 'Worker threads for the finding search (same results for any number)' })
+          .option('out', { type: 'string', describe: 'Write report.json and junit.xml into this new (or empty) directory' })
+          .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
+          .option('quiet', { type: 'boolean', default: false, describe: 'No table, no progress: only the exit code (and --json/--out)' })
+          .example('$0 run', 'The built-in staged conversion: baseline, hybrid, an opt-in experiment, conversions, mmap_sem removed')
+          .example('$0 run my-plan.yaml --out report/ --jobs 2', 'Your plan, with report.json and junit.xml for CI')
+          .example('$0 plan init my-plan.yaml', 'Start your own plan from the commented default'),
+      async (args) => {
+        handled = true;
+        exitCode = await runCommand(
+          { plan: args.plan, seed: args.seed, keepGoing: args['keep-going'], jobs: args.jobs, out: args.out, json: args.json, quiet: args.quiet },
+          io,
+        );
+      },
+    )
     .command(
       'demo',
       'Run a small engine scenario: page faults against mmap on one mmap_sem',
@@ -179,6 +204,47 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
           },
         )
         .demandCommand(1, 'Name a trace command: replay'),
+    )
+    .command('plan', 'Write, check and describe conversion plans (docs/plans.md)', (y) =>
+      y
+        .command(
+          'validate <file>',
+          'Check a plan (YAML or JSON): prints "file: ok" or one error line file:line:col: field: what was expected',
+          (v) =>
+            v
+              .positional('file', { type: 'string', demandOption: true, describe: 'The plan: a .yaml, .yml or .json file' })
+              .option('all', { type: 'boolean', default: false, describe: 'Print every error, one a line, not only the first' })
+              .option('json', { type: 'boolean', default: false, describe: 'Print the resolved plan (each phase per process) as one JSON object' })
+              .example('$0 plan validate vmalock-plan.yaml', 'Check a plan')
+              .example('$0 plan validate plan.json --json', 'The resolved plan: who runs which policy, what is converted, in each phase'),
+          async (args) => {
+            handled = true;
+            exitCode = await planValidateCommand({ file: args.file, all: args.all, json: args.json }, io);
+          },
+        )
+        .command(
+          'init [file]',
+          'Write the built-in staged conversion plan, commented, to edit (never overwrites a file)',
+          (i) =>
+            i
+              .positional('file', { type: 'string', describe: "Where to write it (default vmalock-plan.yaml; a .json name writes JSON; '-' prints it)" })
+              .example('$0 plan init', 'Write vmalock-plan.yaml')
+              .example('$0 plan init plans/mine.yaml', 'Write it elsewhere'),
+          (args) => {
+            handled = true;
+            exitCode = planInitCommand({ file: args.file }, io);
+          },
+        )
+        .command(
+          'schema',
+          'Print the JSON Schema of plan files, for editors (docs/plan.schema.json)',
+          (s) => s.example('$0 plan schema > plan.schema.json', 'Point your editor at it'),
+          () => {
+            handled = true;
+            exitCode = planSchemaCommand(io);
+          },
+        )
+        .demandCommand(1, 'Name a plan command: validate, init or schema'),
     )
     .demandCommand(1, 'Name a command (see --help)')
     .help()

@@ -39,3 +39,24 @@ export { DIFF_WORKLOADS, type DiffWorkload, diffWorkload, diffWorkloadNames } fr
 export { type FindingMark, type FindingTraceOptions, findingTrace } from './flag/findingTrace.js';
 export { type PhaseWiring, type ProcessSpec, type WiredProcess, wireMachine } from './wiring/machine.js';
 export { SubsystemLoadError, loadSubsystemFile } from './wiring/loadSubsystem.js';
+export {
+  OpCounter,
+  WORKLOADS,
+  type Workload,
+  type WorkloadContext,
+  type WorkloadName,
+  WorkloadParamsError,
+  type WorkloadRun,
+  type WorkloadRunOptions,
+  parseWorkloadParams,
+  runWorkload,
+  spawnWorkload,
+  workloadByName,
+  workloadNames,
+  workloadProgram,
+} from './workloads/index.js';
+export { DEFAULT_PLAN_YAML } from './plan/defaultPlan.js';
+export { type LoadedPlan, PlanError, loadPlan, loadResolvedPlan, parsePlan } from './plan/load.js';
+export { type ResolvedPhase, type ResolvedPlan, resolvePlan } from './plan/resolve.js';
+export { type Plan, planSchema } from './plan/schema.js';
+export { type PhaseResult, type PlanRunResult, type RunPlanOptions, runPlan } from './run/runPlan.js';

@@ -16,6 +16,7 @@ import {
   hex,
   mmapAssertLocked,
   mmapAssertWriteLocked,
+  spend,
   vmStartGap,
 } from '@vmalock/core';
 import { type ProvidesTable, providesLike } from './provides.js';
@@ -569,9 +570,14 @@ export class VmaRangePolicy implements LockPolicy {
       st.stats.retries++;
       if (busy === null) continue;
       if (holding.length > 0) return { kind: 'busy', lock: busy };
-      // Wait for the busy lock alone, holding nothing, then plan again.
+      // Wait for the busy lock alone, holding nothing, then plan again — after a back-off: the
+      // waiters of one lock would otherwise hand it to each other for ever, each holding it just
+      // long enough to make the next one's trylock fail (a convoy that never ends on a fair,
+      // deterministic scheduler). Exponential, with a jitter from the retry count (no clock, no
+      // random stream: the same run gives the same back-offs).
       yield take(busy);
       yield release(busy);
+      yield spend(backoffNs(attempt, st.stats.retries));
     }
   }
 
@@ -752,6 +758,12 @@ export class HybridPolicy extends VmaRangePolicy {
 }
 
 const HYBRID_MMAP: ProvidesTable = providesLike('mmap_sem', { stackGrowth: [{ lock: 'mmap_sem', mode: 'read' }] });
+
+/** A retry's back-off: up to 100 ns << min(attempt, 8), scattered by the mm's retry count (Knuth's multiplicative hash). */
+function backoffNs(attempt: number, retries: number): number {
+  const window = 100 << Math.min(attempt, 8);
+  return ((Math.imul(retries + 1, 2654435761) >>> 0) % window) + 1;
+}
 
 /** The tree entries (VMAs and dummies) intersecting [start, end), as an array. */
 function entriesIn(mm: MmStruct, start: number, end: number): Vma[] {

@@ -68,7 +68,9 @@ export function* exitMmap(task: MmTask): MmGen<void> {
   for (const n of mm.mmuNotifiers) if (n.release !== undefined) yield* n.release(mm, thread);
   const all = [...mm.tree.entries()];
   for (const vma of all) {
-    thread.work('zapPageNs', mm.pageTables.zap(vma.start, vma.end));
+    // A dummy (a range lock's stand-in over a hole, R3) never maps a page: nothing to zap, and
+    // walking the page tables across the holes it covers (up to the whole user space) is slow.
+    if (!vma.dummy) thread.work('zapPageNs', mm.pageTables.zap(vma.start, vma.end));
     thread.work('vmaUpdateNs');
     mm.eraseVmaUnchecked(vma);
     mm.events.removed?.(vma);

@@ -1,0 +1,178 @@
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, seedOf } from '../cliSupport.js';
+import { DEFAULT_PLAN_YAML } from '../plan/defaultPlan.js';
+import { type LoadedPlan, PlanError, loadResolvedPlan, parsePlan } from '../plan/load.js';
+import { resolvePlan } from '../plan/resolve.js';
+import { type PlanRunResult, runPlan } from '../run/runPlan.js';
+
+/** Arguments of `vmalock run`. */
+export interface RunArgs {
+  /** The plan file; undefined: the built-in default plan. */
+  readonly plan: string | undefined;
+  readonly seed: number | undefined;
+  readonly keepGoing: boolean;
+  readonly jobs: number;
+  readonly out: string | undefined;
+  readonly json: boolean;
+  readonly quiet: boolean;
+}
+
+/** The version of report.json's layout. */
+export const REPORT_VERSION = 1;
+
+/**
+ * `vmalock run [plan]`: run a conversion plan (the built-in default without one), phase by
+ * phase, and print a table per phase (or, with `--json`, one object). Exit 0 when every blocking
+ * gate passed, 1 when one failed, 2 on a bad plan or argument. `--out DIR` writes report.json and
+ * junit.xml, all or nothing.
+ */
+export async function runCommand(args: RunArgs, io: CliIo): Promise<number> {
+  const jobs = positiveInt('jobs', args.jobs, 256);
+  const seed = args.seed === undefined ? undefined : seedOf(args.seed);
+  if (args.out !== undefined) checkOutDir(args.out);
+  let loaded: Pick<LoadedPlan, 'resolved' | 'subsystemFiles'>;
+  try {
+    loaded =
+      args.plan === undefined
+        ? { resolved: resolvePlan(parsePlan(DEFAULT_PLAN_YAML, '<built-in default plan>')), subsystemFiles: new Map() }
+        : await loadResolvedPlan(args.plan);
+  } catch (e) {
+    if (e instanceof PlanError) throw new UsageError(e.firstLine);
+    throw e;
+  }
+  const tty = process.stderr.isTTY === true && !args.quiet;
+  const result = await runPlan(loaded.resolved, {
+    ...(seed !== undefined ? { seed } : {}),
+    keepGoing: args.keepGoing,
+    jobs,
+    subsystemFiles: loaded.subsystemFiles,
+    ...(tty ? { progress: (m: string) => io.err(`\r\x1b[K${m}`) } : {}),
+  });
+  if (tty) io.err('\r\x1b[K');
+  const json = runJson(result);
+  if (args.out !== undefined) writeReport(args.out, result);
+  if (args.json) io.out(`${JSON.stringify(json)}\n`);
+  else if (!args.quiet) io.out(formatRun(result));
+  return result.passed ? ExitCode.ok : ExitCode.gateFailed;
+}
+
+/** The `--json` object (the issue's layout), also the core of report.json. */
+export function runJson(r: PlanRunResult) {
+  return {
+    plan: r.plan,
+    seed: r.seed,
+    passed: r.passed,
+    phases: r.phases.map((p) => ({
+      name: p.name,
+      status: p.status,
+      policy: p.policy,
+      processes: p.processes.map((x) => ({
+        name: x.name,
+        policy: x.policy,
+        throughput: x.throughput,
+        speedupOverBaseline: x.speedupOverBaseline,
+        converted: x.converted,
+        legacy: x.legacy,
+      })),
+      findings: p.findings.map((f) => ({
+        id: f.id,
+        kind: f.kind,
+        subsystem: f.subsystem,
+        variant: f.variant,
+        policy: f.policy,
+        declared: f.declared,
+        replay: f.replay,
+      })),
+      gates: p.gates.map((g) => ({ name: g.name, kind: g.kind, blocking: g.blocking, passed: g.passed, detail: g.detail })),
+    })),
+  };
+}
+
+/** The console report: a table per phase, its findings and gates. */
+export function formatRun(r: PlanRunResult): string {
+  const out: string[] = [`plan ${r.plan}, seed ${r.seed}\n`];
+  for (const p of r.phases) {
+    out.push(`\nphase ${p.name} (${p.policy}): ${p.status}\n`);
+    if (p.processes.length > 0)
+      out.push(
+        formatTable(
+          ['process', 'policy', 'throughput (ops/s)', 'vs baseline', 'converted'],
+          p.processes.map((x) => [
+            x.name,
+            x.policy,
+            x.throughput === null ? '-' : Math.round(x.throughput).toLocaleString('en-US'),
+            x.speedupOverBaseline === null ? '-' : `${x.speedupOverBaseline.toFixed(2)}x`,
+            x.converted.length === 0 ? 'none' : x.converted.length === x.converted.length + x.legacy.length ? 'all' : x.converted.join(','),
+          ]),
+        ),
+      );
+    if (p.findings.length > 0) {
+      out.push(`findings (${p.findings.length}):\n`);
+      for (const f of p.findings)
+        out.push(`  ${f.id}  ${f.subsystem} ${f.variant} under ${f.policy}${f.declared === false ? ' (undeclared)' : ''}\n    replay: ${f.replay}\n`);
+    }
+    for (const g of p.gates) out.push(`  gate ${g.name}${g.blocking ? '' : ' (non-blocking)'}: ${g.passed ? 'passed' : 'FAILED'} — ${g.detail}\n`);
+  }
+  out.push(`\n${r.passed ? 'passed' : 'FAILED'}: ${r.phases.filter((p) => p.status === 'passed').length} of ${r.phases.length} phases passed\n`);
+  return out.join('');
+}
+
+/** `--out DIR` must be a directory that does not exist yet or is empty (a report is never mixed with another). */
+function checkOutDir(dir: string): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0) throw new UsageError(`--out: '${dir}' exists and is not empty (give a new or empty directory)`);
+  if (!existsSync(dirname(resolve(dir)))) throw new UsageError(`--out: the parent of '${dir}' does not exist`);
+}
+
+/** Write report.json and junit.xml into `dir` all at once: built in a sibling directory, renamed into place. */
+function writeReport(dir: string, r: PlanRunResult): void {
+  const target = resolve(dir);
+  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  try {
+    writeFileSync(join(tmp, 'report.json'), `${JSON.stringify({ version: REPORT_VERSION, ...runJson(r), evidence: evidenceOf(r) }, null, 2)}\n`);
+    writeFileSync(join(tmp, 'junit.xml'), junitXml(r));
+    if (existsSync(target)) rmSync(target, { recursive: true });
+    renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function evidenceOf(r: PlanRunResult): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of r.phases) for (const f of p.findings) out[f.id] ??= f.evidence;
+  return out;
+}
+
+const xml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** JUnit XML: a test suite per phase, a test case per gate (a blocked phase's gates are skipped). */
+export function junitXml(r: PlanRunResult): string {
+  const cases = r.phases.flatMap((p) => p.gates.map((g) => ({ p, g })));
+  const failures = cases.filter(({ p, g }) => p.status !== 'blocked' && !g.passed && g.blocking).length;
+  const skipped = cases.filter(({ p, g }) => p.status === 'blocked' || (!g.passed && !g.blocking)).length;
+  const lines = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="${xml(`vmalock plan ${r.plan}`)}" tests="${cases.length}" failures="${failures}" skipped="${skipped}">`,
+  ];
+  for (const p of r.phases) {
+    const f = p.gates.filter((g) => p.status !== 'blocked' && !g.passed && g.blocking).length;
+    lines.push(
+      `  <testsuite name="${xml(p.name)}" tests="${p.gates.length}" failures="${f}" skipped="${p.gates.filter((g) => p.status === 'blocked' || (!g.passed && !g.blocking)).length}">`,
+    );
+    for (const g of p.gates) {
+      lines.push(`    <testcase classname="${xml(`${r.plan}.${p.name}`)}" name="${xml(g.name)}">`);
+      if (p.status === 'blocked') lines.push(`      <skipped message="${xml(g.detail)}"/>`);
+      // A non-blocking gate (an experiment) reports what it found without failing the build.
+      else if (!g.passed && !g.blocking) lines.push(`      <skipped message="${xml(`non-blocking gate failed: ${g.detail}`)}"/>`);
+      else if (!g.passed) lines.push(`      <failure message="${xml(g.detail)}" type="gate">${xml(g.detail)}</failure>`);
+      lines.push('    </testcase>');
+    }
+    lines.push('  </testsuite>');
+  }
+  lines.push('</testsuites>', '');
+  return lines.join('\n');
+}
