@@ -14,7 +14,6 @@
 // is faults / (when the last faulting thread finished).
 import { parseArgs } from 'node:util';
 import {
-  type EngineObserver,
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_PRIVATE,
@@ -22,14 +21,13 @@ import {
   PAGE_SIZE,
   PROT_READ,
   PROT_WRITE,
-  type SimLock,
-  type SimThread,
   handleMmFault,
   runMmOp,
   runProgram,
   sysMmap,
   sysMunmap,
 } from '@vmalock/core';
+import { LockWaits, percentile } from '@vmalock/harness';
 import { createPolicy, policyNames } from '@vmalock/policies';
 
 const { values } = parseArgs({
@@ -63,28 +61,6 @@ const FENCE_LOW = 0x200000000000;
 const HOLE = FENCE_LOW + 2 * PAGE_SIZE;
 const MAPPER_PAGES = 16;
 const FENCE_HIGH = HOLE + (MAPPER_PAGES + 1) * PAGE_SIZE;
-
-/** Per-acquisition waits (request to grant, ns) by lock class, from the engine's lock events. */
-class LockWaits implements EngineObserver {
-  readonly #asked = new Map<SimThread, number>();
-  readonly byClass = new Map<string, number[]>();
-  onLockRequest(thread: SimThread): void {
-    this.#asked.set(thread, thread.clockNs);
-  }
-  onLockAcquired(thread: SimThread, lock: SimLock): void {
-    const asked = this.#asked.get(thread);
-    if (asked === undefined) return;
-    this.#asked.delete(thread);
-    let list = this.byClass.get(lock.lockClass);
-    if (list === undefined) this.byClass.set(lock.lockClass, (list = []));
-    list.push(thread.clockNs - asked);
-  }
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 interface Result {
   readonly policy: string;

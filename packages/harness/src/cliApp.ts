@@ -6,10 +6,15 @@ import { demoCommand } from './commands/demo.js';
 import { diffCommand } from './commands/diff.js';
 import { diffWorkloadNames } from './diff/workloads.js';
 import { flagCommand } from './commands/flag.js';
+import { mergeCommand } from './commands/merge.js';
 import { runCommand } from './commands/run.js';
 import { planInitCommand, planSchemaCommand, planValidateCommand } from './commands/plan.js';
 import { subsystemsCommand } from './commands/subsystems.js';
 import { traceReplayCommand } from './commands/traceReplay.js';
+import { benchCommand } from './commands/bench.js';
+import { replayCommand } from './commands/replay.js';
+import { traceImportCommand } from './commands/traceImport.js';
+import { workloadNames } from './workloads/registry.js';
 
 export { type CliIo, ExitCode, UsageError, formatTable, writeFileAtomic } from './cliSupport.js';
 
@@ -38,16 +43,30 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
           .option('seed', { type: 'number', describe: "Override the plan's seed" })
           .option('keep-going', { type: 'boolean', default: false, describe: 'Run the phases after a failed blocking gate instead of blocking them' })
           .option('jobs', { type: 'number', default: 1, describe: 'Worker threads for the finding search (same results for any number)' })
-          .option('out', { type: 'string', describe: 'Write report.json and junit.xml into this new (or empty) directory' })
+          .option('out', { type: 'string', describe: 'Write report.json, junit.xml, index.html and traces/<finding>.json into this new (or empty) directory' })
           .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
           .option('quiet', { type: 'boolean', default: false, describe: 'No table, no progress: only the exit code (and --json/--out)' })
+          .option('shard', {
+            type: 'string',
+            describe: 'Run slice i of n of every finding search and write it (shard.json) into --out, for vmalock merge (e.g. 2/4)',
+          })
           .example('$0 run', 'The built-in staged conversion: baseline, hybrid, an opt-in experiment, conversions, mmap_sem removed')
-          .example('$0 run my-plan.yaml --out report/ --jobs 2', 'Your plan, with report.json and junit.xml for CI')
-          .example('$0 plan init my-plan.yaml', 'Start your own plan from the commented default'),
+          .example('$0 run my-plan.yaml --out report/ --jobs 2', 'Your plan, with the HTML report, report.json and junit.xml for CI')
+          .example('$0 plan init my-plan.yaml', 'Start your own plan from the commented default')
+          .example('$0 run my-plan.yaml --shard 2/4 --out shard-2/', 'One of four machines: its part, joined later by vmalock merge'),
       async (args) => {
         handled = true;
         exitCode = await runCommand(
-          { plan: args.plan, seed: args.seed, keepGoing: args['keep-going'], jobs: args.jobs, out: args.out, json: args.json, quiet: args.quiet },
+          {
+            plan: args.plan,
+            seed: args.seed,
+            keepGoing: args['keep-going'],
+            jobs: args.jobs,
+            out: args.out,
+            json: args.json,
+            quiet: args.quiet,
+            shard: args.shard,
+          },
           io,
         );
       },
@@ -99,6 +118,8 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
           .option('schedule', { type: 'string', describe: 'Replay one run: its recorded schedule (with --seed)' })
           .option('trace', { type: 'string', describe: "With a replay: write its Perfetto timeline, the finding's steps marked, to this file" })
           .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
+          .option('shard', { type: 'string', describe: 'Run slice i of n of every search and write it (shard.json) into --out, for vmalock merge (e.g. 2/4)' })
+          .option('out', { type: 'string', describe: "With --shard: the new (or empty) directory for the shard's part" })
           .example('$0 flag --policy vma-range', 'Which subsystems break without mmap_sem')
           .example('$0 flag --policy per-vma --subsystem khugepaged --schedules 1000 --jobs 2 --json', 'One subsystem, deeper, on two worker threads')
           .example('$0 flag --policy vma-range --subsystem gem --strategy bounded --preemptions 2', 'Every schedule with at most 2 preemptions')
@@ -123,9 +144,27 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
             schedule: args.schedule,
             trace: args.trace,
             json: args.json,
+            shard: args.shard,
+            out: args.out,
           },
           io,
         );
+      },
+    )
+    .command(
+      'merge <dirs..>',
+      'Join the shards of one run or flag (each written by --shard i/n --out DIR) into the report the unsharded command gives',
+      (y) =>
+        y
+          .positional('dirs', { type: 'string', array: true, demandOption: true, describe: "The shards' --out directories, every shard 1..n once, any order" })
+          .option('out', { type: 'string', describe: 'Run shards: write report.json, junit.xml and index.html into this new (or empty) directory' })
+          .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout, as the unsharded command prints' })
+          .option('quiet', { type: 'boolean', default: false, describe: 'Run shards: no table, only the exit code (and --json/--out)' })
+          .example('$0 merge shard-1/ shard-2/ shard-3/ shard-4/ --out report/', 'The plan run of four machines: its report and exit code')
+          .example('$0 merge flag-1/ flag-2/ --json', 'A sharded flag: the verdicts, as one unsharded flag prints them'),
+      async (args) => {
+        handled = true;
+        exitCode = await mergeCommand({ dirs: args.dirs, out: args.out, json: args.json, quiet: args.quiet }, io);
       },
     )
     .command(
@@ -184,26 +223,128 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         exitCode = await subsystemsCommand({ policy: args.policy, subsystem: args.subsystem, json: args.json }, io);
       },
     )
+    .command(
+      'bench',
+      'Measure a workload under lock policies side by side: throughput and speed-up at each thread count (timed)',
+      (y) =>
+        y
+          .option('policies', { type: 'string', describe: 'Policies, comma-separated (default: all)' })
+          .option('workload', { type: 'string', default: 'pft', describe: `The workload: ${workloadNames().join(', ')} (docs/workloads.md)` })
+          .option('params', { type: 'string', describe: "The workload's params as a JSON object (default: its defaults)" })
+          .option('threads', { type: 'string', describe: 'Thread counts, comma-separated (default 1,2,4,8)' })
+          .option('seed', { type: 'number', default: 1, describe: 'The one seed every random choice derives from' })
+          .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
+          .example('$0 bench', 'pft under every policy at 1, 2, 4 and 8 threads')
+          .example('$0 bench --policies global-rwsem,per-vma,vma-range --workload jvm-gc --threads 1,2,4,8,16', 'A mprotect-heavy JVM-like GC')
+          .example('$0 bench --workload pft --params \'{"pagesPerThread": 64}\' --threads 1,4,16 --json', 'Smaller runs, as JSON'),
+      (args) => {
+        handled = true;
+        exitCode = benchCommand(
+          { policies: args.policies, workload: args.workload, params: args.params, threads: args.threads, seed: args.seed, json: args.json },
+          io,
+        );
+      },
+    )
+    .command(
+      'replay [id]',
+      "Replay a finding: by its id from a run's report, or by its run (policy, subsystem, variant, seed, schedule); exit 0 when it breaks again",
+      (y) =>
+        y
+          .positional('id', { type: 'string', describe: "A finding id from a run's report.json (e.g. race-gem-ed23d222)" })
+          .option('report', { type: 'string', describe: "With an id: the directory 'vmalock run --out DIR' wrote (default ./vmalock-report)" })
+          .option('policy', { type: 'string', describe: 'Without an id: the lock policy of the run' })
+          .option('subsystem', { type: 'string', describe: 'Without an id: the subsystem, by name or a .js file' })
+          .option('variant', { type: 'string', describe: 'Without an id: legacy or converted' })
+          .option('seed', { type: 'number', describe: 'Without an id: the seed of the run' })
+          .option('schedule', { type: 'string', describe: 'Without an id: the recorded schedule' })
+          .option('trace', { type: 'string', describe: "Write the replay's Perfetto timeline, the finding's steps marked, to this file" })
+          .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
+          .example('$0 replay race-gem-ed23d222 --report report/', 'Replay a finding of a run, print its evidence again')
+          .example('$0 replay race-gem-ed23d222 --report report/ --trace race.json', 'And write its timeline for ui.perfetto.dev')
+          .example("$0 replay --policy vma-range --subsystem pkeys --variant legacy --seed 3 --schedule '0*5.1*4'", 'Replay a run by its parts'),
+      async (args) => {
+        handled = true;
+        exitCode = await replayCommand(
+          {
+            id: args.id,
+            report: args.report,
+            policy: args.policy,
+            subsystem: args.subsystem,
+            variant: args.variant,
+            seed: args.seed,
+            schedule: args.schedule,
+            trace: args.trace,
+            json: args.json,
+          },
+          io,
+        );
+      },
+    )
     .command('trace', 'Work with real strace logs of mm syscalls', (y) =>
       y
         .command(
           'replay <log>',
-          'Replay an strace log through the mm under global-rwsem and compare every result',
+          'Replay an strace log through the mm and compare every result: sequentially under global-rwsem, or concurrently under --policy',
           (r) =>
             r
-              .positional('log', { type: 'string', demandOption: true, describe: 'strace -f -tt -T log of mmap/munmap/mprotect/mremap/brk/madvise' })
+              .positional('log', {
+                type: 'string',
+                demandOption: true,
+                describe: "strace -f -tt -T log of mmap/munmap/mprotect/mremap/brk/madvise (or the JSON 'trace import' wrote)",
+              })
               .option('tasks', { type: 'string', describe: 'The task tree of the same run (tasks.tsv): which tids share an mm' })
               .option('maps-out', { type: 'string', describe: "Write each process's final address space to DIR/<tgid>.maps" })
               .option('strict', { type: 'boolean', default: false, describe: 'Stop at the first malformed line (exit 2)' })
+              .option('policy', { type: 'string', describe: 'Replay one process concurrently under this policy, one simulated thread per traced tid (timed)' })
+              .option('seed', { type: 'number', describe: 'With --policy: the seed of the run (default 1)' })
+              .option('calls-max', { type: 'number', describe: "With --policy: only the process's first N calls (default all)" })
+              .option('pace', { type: 'boolean', describe: 'With --policy: start each call no earlier than its recorded time' })
+              .option('tgid', { type: 'number', describe: 'With --policy: the traced process (default the one with the most calls)' })
               .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
               .example('$0 trace replay ../shared/traces/strace/sort_parallel.strace.log --tasks ../shared/traces/tasks/sort_parallel.tasks.tsv', '')
-              .example('$0 trace replay node.log --json --maps-out out/', ''),
+              .example('$0 trace replay node.log --json --maps-out out/', '')
+              .example('$0 trace replay java.log --tasks java.tasks.tsv --policy vma-range --pace', 'Its 40 threads at once, without mmap_sem'),
           (args) => {
             handled = true;
-            exitCode = traceReplayCommand({ log: args.log, tasks: args.tasks, mapsOut: args['maps-out'], json: args.json, strict: args.strict }, io);
+            exitCode = traceReplayCommand(
+              {
+                log: args.log,
+                tasks: args.tasks,
+                mapsOut: args['maps-out'],
+                json: args.json,
+                strict: args.strict,
+                policy: args.policy,
+                seed: args.seed,
+                callsMax: args['calls-max'],
+                pace: args.pace,
+                tgid: args.tgid,
+              },
+              io,
+            );
           },
         )
-        .demandCommand(1, 'Name a trace command: replay'),
+        .command(
+          'import <log>',
+          'Parse a real strace log into a normalised, replayable JSON file: the calls of each tid, decoded, and which tids make a process',
+          (r) =>
+            r
+              .positional('log', { type: 'string', demandOption: true, describe: 'strace -f -tt -T log of the mm syscalls' })
+              .option('tasks', { type: 'string', describe: 'The task tree of the same run (tasks.tsv): which tids share an mm' })
+              .option('out', { type: 'string', nargs: 1, describe: "Where to write the JSON (default <log name>.json here; '-' prints it)" })
+              .option('skip-malformed', {
+                type: 'boolean',
+                default: false,
+                describe: 'Record malformed lines and cut calls in the file instead of refusing the log (exit 2)',
+              })
+              .option('json', { type: 'boolean', default: false, describe: 'The summary as one JSON object on stdout' })
+              .example('$0 trace import ../shared/traces/strace/java_allocstress.strace.log --tasks ../shared/traces/tasks/java_allocstress.tasks.tsv', '')
+              .example('$0 trace import node.log --out node.json && $0 trace replay node.json', 'Import once, replay the import'),
+          (args) => {
+            handled = true;
+            exitCode = traceImportCommand({ log: args.log, tasks: args.tasks, out: args.out, skipMalformed: args['skip-malformed'], json: args.json }, io);
+          },
+        )
+        .demandCommand(1, 'Name a trace command: replay or import'),
     )
     .command('plan', 'Write, check and describe conversion plans (docs/plans.md)', (y) =>
       y

@@ -60,3 +60,6 @@ export { type LoadedPlan, PlanError, loadPlan, loadResolvedPlan, parsePlan } fro
 export { type ResolvedPhase, type ResolvedPlan, resolvePlan } from './plan/resolve.js';
 export { type Plan, planSchema } from './plan/schema.js';
 export { type PhaseResult, type PlanRunResult, type RunPlanOptions, runPlan } from './run/runPlan.js';
+export { LockWaits, type LockWaitSummary, percentile } from './run/lockWaits.js';
+export { type HtmlReportExtra, renderHtmlReport } from './report/html.js';
+export { type BenchRow, type BenchScalingOptions, benchScaling } from './bench/benchScaling.js';

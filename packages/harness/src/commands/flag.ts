@@ -1,8 +1,12 @@
 import { policyNames } from '@vmalock/policies';
 import { SUBSYSTEMS, type SubsystemEntry } from '@vmalock/subsystems';
 import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, seedOf, writeFileAtomic } from '../cliSupport.js';
-import { type FlagStrategy, flagParallel, flagReplayTrace, flagStrategies } from '../flag/flag.js';
+import { type FlagOptions, type FlagStrategy, flagParallel, flagReplayTrace, flagStrategies } from '../flag/flag.js';
 import { SubsystemLoadError, loadSubsystemFile } from '../wiring/loadSubsystem.js';
+import { type FlagPrecomputed, flagShard } from '../shard/flagShard.js';
+import { parseShard } from '../shard/shard.js';
+import { type FlagShardRun, writeShard } from '../shard/shardFile.js';
+import { checkOutDir } from './run.js';
 
 /** Arguments of `vmalock flag`. */
 export interface FlagArgs {
@@ -18,10 +22,13 @@ export interface FlagArgs {
   readonly schedule: string | undefined;
   readonly trace: string | undefined;
   readonly json: boolean;
+  /** `--shard i/n`: run this slice of every search and write it (shard.json) into `out`, for `vmalock merge`. */
+  readonly shard?: string | undefined;
+  readonly out?: string | undefined;
 }
 
 /** `vmalock flag --policy P [--subsystem NAME|./file.js ...] [--schedules N] [--json]`: the verdict table. Exits 0 whatever the verdicts. */
-export async function flagCommand(args: FlagArgs, io: CliIo): Promise<number> {
+export async function flagCommand(args: FlagArgs, io: CliIo, merged?: FlagPrecomputed): Promise<number> {
   if (!policyNames().includes(args.policy)) throw new UsageError(`--policy: unknown policy '${args.policy}' (known: ${policyNames().join(', ')})`);
   const schedules = positiveInt('schedules', args.schedules, 1_000_000);
   const depth = positiveInt('pct-depth', args.pctDepth, 10);
@@ -34,6 +41,15 @@ export async function flagCommand(args: FlagArgs, io: CliIo): Promise<number> {
   if (args.variant !== undefined && args.variant !== 'legacy' && args.variant !== 'converted')
     throw new UsageError(`--variant: expected legacy or converted, got '${args.variant}'`);
   if ((args.seed === undefined) !== (args.schedule === undefined)) throw new UsageError('--seed and --schedule replay one run: give both');
+  const shard = args.shard === undefined ? undefined : parseShard(args.shard);
+  if (shard !== undefined && args.seed !== undefined) throw new UsageError('--shard splits a search over many schedules; --seed and --schedule replay one run');
+  if ((shard !== undefined) !== (args.out !== undefined))
+    throw new UsageError(
+      shard !== undefined
+        ? '--shard needs --out DIR: a shard writes its part (shard.json) there, for vmalock merge'
+        : "--out writes a shard's part: give --shard i/n too",
+    );
+  if (args.out !== undefined) checkOutDir(args.out);
   const entries: SubsystemEntry[] = [];
   for (const name of args.subsystem) {
     if (name.includes('/') || name.endsWith('.js') || name.endsWith('.mjs') || name.endsWith('.ts')) {
@@ -57,19 +73,35 @@ export async function flagCommand(args: FlagArgs, io: CliIo): Promise<number> {
     writeFileAtomic(args.trace, json);
     io.err(`flag: wrote the replay's timeline to ${args.trace} (open it in https://ui.perfetto.dev)\n`);
   }
-  const result = await flagParallel(
-    {
+  const options: FlagOptions = {
+    policy: args.policy,
+    subsystems: entries.length > 0 ? entries : SUBSYSTEMS,
+    schedules,
+    pctDepth: depth,
+    strategy: args.strategy as FlagStrategy,
+    preemptionBound: preemptions,
+    ...(args.variant !== undefined ? { variants: [args.variant] } : {}),
+    ...(args.seed !== undefined && args.schedule !== undefined ? { replay: { seed: seedOf(args.seed), schedule: args.schedule } } : {}),
+    // A progress line on a terminal (stderr), erased when done.
+    ...(process.stderr.isTTY === true ? { progress: (done: number, total: number) => io.err(`\r\x1b[Kflag: ${done}/${total} subsystem variants`) } : {}),
+  };
+  if (shard !== undefined) {
+    const run: FlagShardRun = {
       policy: args.policy,
-      subsystems: entries.length > 0 ? entries : SUBSYSTEMS,
+      subsystem: [...args.subsystem],
+      variant: args.variant === 'legacy' || args.variant === 'converted' ? args.variant : null,
       schedules,
       pctDepth: depth,
       strategy: args.strategy as FlagStrategy,
-      preemptionBound: preemptions,
-      ...(args.variant !== undefined ? { variants: [args.variant] } : {}),
-      ...(args.seed !== undefined && args.schedule !== undefined ? { replay: { seed: seedOf(args.seed), schedule: args.schedule } } : {}),
-    },
-    jobs,
-  );
+      preemptions,
+    };
+    const file = await flagShard(run, options, shard, jobs);
+    if (process.stderr.isTTY === true) io.err('\r\x1b[K');
+    return writeShard(args.out!, file, io, { json: args.json, quiet: false });
+  }
+  // `vmalock merge`: the verdicts of the shards' joined outcomes.
+  const result = merged !== undefined ? merged(options) : await flagParallel(options, jobs);
+  if (process.stderr.isTTY === true) io.err('\r\x1b[K');
   if (args.json) {
     const verdicts = result.verdicts.map((v) => ({
       subsystem: v.subsystem,

@@ -4,7 +4,11 @@ import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, seedOf } fr
 import { DEFAULT_PLAN_YAML } from '../plan/defaultPlan.js';
 import { type LoadedPlan, PlanError, loadResolvedPlan, parsePlan } from '../plan/load.js';
 import { resolvePlan } from '../plan/resolve.js';
-import { type PlanRunResult, runPlan } from '../run/runPlan.js';
+import { type HtmlReportExtra, renderHtmlReport } from '../report/html.js';
+import { type PlanRunResult, findingTraces, runPlan } from '../run/runPlan.js';
+import { type PlanPrecomputedSource, planShard } from '../shard/planShard.js';
+import { parseShard } from '../shard/shard.js';
+import { writeShard } from '../shard/shardFile.js';
 
 /** Arguments of `vmalock run`. */
 export interface RunArgs {
@@ -16,6 +20,8 @@ export interface RunArgs {
   readonly out: string | undefined;
   readonly json: boolean;
   readonly quiet: boolean;
+  /** `--shard i/n`: run this slice of the finding searches and write it (shard.json) into `out`, for `vmalock merge`. */
+  readonly shard?: string | undefined;
 }
 
 /** The version of report.json's layout. */
@@ -24,12 +30,15 @@ export const REPORT_VERSION = 1;
 /**
  * `vmalock run [plan]`: run a conversion plan (the built-in default without one), phase by
  * phase, and print a table per phase (or, with `--json`, one object). Exit 0 when every blocking
- * gate passed, 1 when one failed, 2 on a bad plan or argument. `--out DIR` writes report.json and
- * junit.xml, all or nothing.
+ * gate passed, 1 when one failed, 2 on a bad plan or argument. `--out DIR` writes report.json,
+ * junit.xml, index.html and each finding's Perfetto timeline (traces/<id>.json), all or nothing.
  */
-export async function runCommand(args: RunArgs, io: CliIo): Promise<number> {
+export async function runCommand(args: RunArgs, io: CliIo, merged?: PlanPrecomputedSource): Promise<number> {
   const jobs = positiveInt('jobs', args.jobs, 256);
   const seed = args.seed === undefined ? undefined : seedOf(args.seed);
+  const shard = args.shard === undefined ? undefined : parseShard(args.shard);
+  if (shard !== undefined && args.out === undefined)
+    throw new UsageError('--shard needs --out DIR: a shard writes its part (shard.json) there, for vmalock merge');
   if (args.out !== undefined) checkOutDir(args.out);
   let loaded: Pick<LoadedPlan, 'resolved' | 'subsystemFiles'>;
   try {
@@ -42,16 +51,44 @@ export async function runCommand(args: RunArgs, io: CliIo): Promise<number> {
     throw e;
   }
   const tty = process.stderr.isTTY === true && !args.quiet;
+  if (shard !== undefined) {
+    const file = await planShard(
+      loaded,
+      { planFile: args.plan ?? null, seedArg: seed ?? null, keepGoing: args.keepGoing },
+      seed ?? loaded.resolved.seed,
+      shard,
+      jobs,
+      tty ? (m) => io.err(`\r\x1b[K${m}`) : undefined,
+    );
+    if (tty) io.err('\r\x1b[K');
+    return writeShard(args.out!, file, io, args);
+  }
   const result = await runPlan(loaded.resolved, {
     ...(seed !== undefined ? { seed } : {}),
     keepGoing: args.keepGoing,
     jobs,
+    // The report's throughput-against-threads chart.
+    scaling: args.out !== undefined,
     subsystemFiles: loaded.subsystemFiles,
     ...(tty ? { progress: (m: string) => io.err(`\r\x1b[K${m}`) } : {}),
+    // `vmalock merge`: what the shards computed.
+    ...(merged !== undefined ? { precomputed: merged(loaded, seed ?? loaded.resolved.seed) } : {}),
   });
   if (tty) io.err('\r\x1b[K');
   const json = runJson(result);
-  if (args.out !== undefined) writeReport(args.out, result);
+  if (args.out !== undefined)
+    writeReport(
+      args.out,
+      result,
+      {
+        scaling: result.scaling,
+        lockWaits: result.phases.flatMap((p) =>
+          p.lockWaits.map((w) => ({ phase: p.name, policy: p.policy, lock: w.lockClass, p50Ns: w.p50Ns, p90Ns: w.p90Ns, p99Ns: w.p99Ns })),
+        ),
+      },
+      // Each finding's replay as a Perfetto timeline, its steps marked: traces/<id>.json.
+      findingTraces(result, loaded.resolved, loaded.subsystemFiles),
+    );
   if (args.json) io.out(`${JSON.stringify(json)}\n`);
   else if (!args.quiet) io.out(formatRun(result));
   return result.passed ? ExitCode.ok : ExitCode.gateFailed;
@@ -85,7 +122,9 @@ export function runJson(r: PlanRunResult) {
         replay: f.replay,
       })),
       gates: p.gates.map((g) => ({ name: g.name, kind: g.kind, blocking: g.blocking, passed: g.passed, detail: g.detail })),
+      lockWaits: p.lockWaits,
     })),
+    scaling: r.scaling,
   };
 }
 
@@ -119,20 +158,29 @@ export function formatRun(r: PlanRunResult): string {
 }
 
 /** `--out DIR` must be a directory that does not exist yet or is empty (a report is never mixed with another). */
-function checkOutDir(dir: string): void {
+export function checkOutDir(dir: string): void {
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new UsageError(`--out: '${dir}' exists and is not empty (give a new or empty directory)`);
   if (!existsSync(dirname(resolve(dir)))) throw new UsageError(`--out: the parent of '${dir}' does not exist`);
 }
 
-/** Write report.json and junit.xml into `dir` all at once: built in a sibling directory, renamed into place. */
-function writeReport(dir: string, r: PlanRunResult): void {
+/**
+ * Write report.json, junit.xml and index.html into `dir` all at once: every file is rendered
+ * first, then written into a sibling directory that is renamed into place.
+ */
+function writeReport(dir: string, r: PlanRunResult, extra: HtmlReportExtra = {}, traces: ReadonlyMap<string, string> = new Map()): void {
+  const files: [string, string][] = [
+    ['report.json', `${JSON.stringify({ version: REPORT_VERSION, ...runJson(r), evidence: evidenceOf(r) }, null, 2)}\n`],
+    ['junit.xml', junitXml(r)],
+    ['index.html', renderHtmlReport(r, { ...extra, traces: [...traces.keys()] })],
+    ...[...traces].map(([id, json]): [string, string] => [join('traces', `${id}.json`), json]),
+  ];
   const target = resolve(dir);
   const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    writeFileSync(join(tmp, 'report.json'), `${JSON.stringify({ version: REPORT_VERSION, ...runJson(r), evidence: evidenceOf(r) }, null, 2)}\n`);
-    writeFileSync(join(tmp, 'junit.xml'), junitXml(r));
+    if (traces.size > 0) mkdirSync(join(tmp, 'traces'));
+    for (const [name, text] of files) writeFileSync(join(tmp, name), text);
     if (existsSync(target)) rmSync(target, { recursive: true });
     renameSync(tmp, target);
   } catch (e) {

@@ -502,15 +502,20 @@ export function schedulesToFirstFinding(
   return null;
 }
 
-/** `flag` over `jobs` worker threads: the same verdicts, byte for byte, as `flag` itself. */
-export async function flagParallel(options: FlagOptions, jobs: number): Promise<{ policy: string; verdicts: Verdict[] }> {
-  if (jobs <= 1 || options.replay !== undefined) return flag(options);
+/** The pool of `jobs` worker threads that run flag units (`worker.ts`; tasks are `FlagTask`s). */
+export function flagPool(jobs: number): Tinypool {
   // Under vitest this module is the TypeScript source; the worker runs compiled, from dist/.
   const filename = new URL('./worker.js', import.meta.url).href.replace(/\/src\/flag\/worker\.js$/, '/dist/flag/worker.js');
   // Without the resolve conditions a test runner adds (`--conditions @vmalock/source` would make
   // the compiled worker import the TypeScript sources).
   const execArgv = process.execArgv.filter((a, i, all) => !/^(--conditions|-C)(=|$)/.test(a) && !/^(--conditions|-C)$/.test(all[i - 1] ?? ''));
-  const pool = new Tinypool({ filename, minThreads: jobs, maxThreads: jobs, execArgv });
+  return new Tinypool({ filename, minThreads: jobs, maxThreads: jobs, execArgv });
+}
+
+/** `flag` over `jobs` worker threads: the same verdicts, byte for byte, as `flag` itself. */
+export async function flagParallel(options: FlagOptions, jobs: number): Promise<{ policy: string; verdicts: Verdict[] }> {
+  if (jobs <= 1 || options.replay !== undefined) return flag(options);
+  const pool = flagPool(jobs);
   try {
     const variants = options.variants ?? ['legacy', 'converted'];
     const total = options.subsystems.length * variants.length;

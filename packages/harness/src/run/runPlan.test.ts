@@ -12,33 +12,14 @@ import { DEFAULT_PLAN_YAML } from '../plan/defaultPlan.js';
 import { parsePlan } from '../plan/load.js';
 import { resolvePlan } from '../plan/resolve.js';
 import { runPlan } from './runPlan.js';
+import { smallPlanYaml } from './testPlans.js';
 
 function capture() {
   const io = { out: '', err: '' };
   return { io, sink: { out: (s: string) => (io.out += s), err: (s: string) => (io.err += s) } };
 }
 
-/** A small plan: one pft process with pkeys; baseline, then vma-range with pkeys legacy behind a blocking gate, then hybrid. */
-const SMALL = `name: small
-seed: 3
-processes:
-  - name: app
-    workload: { name: pft }
-    threads: 2
-    cpus: 4
-    subsystems: [pkeys]
-phases:
-  - name: baseline
-    policy: global-rwsem
-  - name: legacy-on-vma-range
-    policy: vma-range
-    gates:
-      - { kind: no-findings, schedules: 20 }
-  - name: after
-    policy: hybrid
-    gates:
-      - { kind: throughput, process: app, atLeastPercentOfBaseline: 10 }
-`;
+const SMALL = smallPlanYaml();
 
 describe('runPlan', () => {
   it('should pass the built-in plan end to end: the experiment fails its non-blocking gate and blocks nothing', async () => {
@@ -111,10 +92,19 @@ describe('vmalock run', () => {
     writeFileSync(file, SMALL);
     const out = join(dir, 'report');
     expect(await runCli(['run', file, '--out', out, '--quiet'], capture().sink)).toBe(1);
-    expect(readdirSync(out).sort()).toEqual(['junit.xml', 'report.json']);
+    expect(readdirSync(out).sort()).toEqual(['index.html', 'junit.xml', 'report.json', 'traces']);
     const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as { version: number; plan: string; evidence: Record<string, string> };
     expect([report.version, report.plan]).toEqual([1, 'small']);
     expect(Object.values(report.evidence).length).toBeGreaterThan(0);
+    // A Perfetto timeline per finding, linked from index.html, the finding's steps marked.
+    const ids = Object.keys(report.evidence).sort();
+    expect(readdirSync(join(out, 'traces')).sort()).toEqual(ids.map((id) => `${id}.json`));
+    const html = readFileSync(join(out, 'index.html'), 'utf8');
+    for (const id of ids) {
+      expect(html).toContain(`href="traces/${id}.json"`);
+      const events = (JSON.parse(readFileSync(join(out, 'traces', `${id}.json`), 'utf8')) as { traceEvents: Array<{ cat?: string }> }).traceEvents;
+      expect(events.some((ev) => ev.cat === 'finding')).toBe(true);
+    }
     const junit = readFileSync(join(out, 'junit.xml'), 'utf8');
     expect(junit).toContain('<testsuites name="vmalock plan small" tests="2" failures="1" skipped="1">');
     expect(junit).toMatch(/<testcase classname="small\.legacy-on-vma-range" name="no-findings">\n {6}<failure message="\d+ findings? in pkeys/);

@@ -6,10 +6,12 @@
 import { type Finding, MmStruct, type Subsystem, type SubsystemVariant, runProgram } from '@vmalock/core';
 import { createPolicy } from '@vmalock/policies';
 import { SUBSYSTEMS, type SubsystemEntry } from '@vmalock/subsystems';
-import { flagParallel } from '../flag/flag.js';
+import { type FlagOptions, type ScheduleOutcome, flagParallel, flagReplayTrace, verdictOf } from '../flag/flag.js';
 import type { ResolvedGate, ResolvedPhase, ResolvedPlan } from '../plan/resolve.js';
 import { OpCounter } from '../workloads/workload.js';
 import { spawnWorkload } from '../workloads/registry.js';
+import { runWorkload } from '../workloads/run.js';
+import { LockWaits, type LockWaitSummary } from './lockWaits.js';
 
 /** How to run a plan. */
 export interface RunPlanOptions {
@@ -23,6 +25,56 @@ export interface RunPlanOptions {
   readonly subsystemFiles?: ReadonlyMap<string, SubsystemEntry>;
   /** Told what is being done, for a progress line. */
   readonly progress?: (message: string) => void;
+  /**
+   * Also measure each process's workload alone at 1, 2, 4, ... of its threads under every policy
+   * the plan uses (the report's throughput-against-threads chart). Default false.
+   */
+  readonly scaling?: boolean;
+  /**
+   * What the shards of a sharded run computed (`vmalock merge`): used instead of measuring the
+   * phases, running the finding searches and measuring the scaling here. Everything else — the
+   * baseline, verdicts, gates, blocking — is decided here, as in a run that computed them itself.
+   */
+  readonly precomputed?: PlanPrecomputed;
+}
+
+/** A phase's machine run, measured (plain data: a shard records it). */
+export interface PhaseMeasurement {
+  /** Each process of the phase, in phase order: ops per simulated second (null when nothing was counted) and ops. */
+  readonly processes: readonly { readonly name: string; readonly throughput: number | null; readonly ops: number }[];
+  readonly machine: { readonly status: string; readonly summary: string };
+  readonly lockWaits: readonly LockWaitSummary[];
+}
+
+/** One finding search of a phase: `flag` over one (subsystem, variant, policy) its processes use. */
+export interface PhaseSearch {
+  readonly entry: SubsystemEntry;
+  readonly variant: SubsystemVariant;
+  readonly policy: string;
+  /** The processes whose policy and variant it is. */
+  readonly processes: readonly string[];
+  /** The search's flag options (one subsystem, one variant). */
+  readonly options: FlagOptions;
+}
+
+/** Results a run takes instead of computing them (see `RunPlanOptions.precomputed`). */
+export interface PlanPrecomputed {
+  /** The measurement of the phase at `phaseIndex` (plan order). */
+  measurement(phaseIndex: number): PhaseMeasurement;
+  /** Every outcome of search `searchIndex` (`phaseSearches` order) of the phase at `phaseIndex`, in schedule order. */
+  outcomes(phaseIndex: number, searchIndex: number): readonly ScheduleOutcome[];
+  /** The scaling points (used with `scaling`). */
+  readonly scaling: readonly ScalingPoint[];
+}
+
+/** One point of a scaling curve: a process's workload alone, under a policy, at a thread count. */
+export interface ScalingPoint {
+  readonly process: string;
+  readonly workload: string;
+  readonly policy: string;
+  readonly threads: number;
+  /** Ops per simulated second (null when nothing was counted). */
+  readonly throughput: number | null;
 }
 
 /** One process in one phase. */
@@ -59,6 +111,10 @@ export interface PhaseFinding {
   readonly declared: boolean | null;
   readonly evidence: string;
   readonly replay: string;
+  /** The run that replays it: its seed and (minimised) schedule, and the PCT depth of the search. */
+  readonly seed: number;
+  readonly schedule: string;
+  readonly pctDepth: number;
 }
 
 export interface PhaseResult {
@@ -70,6 +126,8 @@ export interface PhaseResult {
   readonly gates: readonly GateResult[];
   /** The run of the machine (its seed and status), when the phase ran. */
   readonly machine: { readonly status: string; readonly summary: string } | null;
+  /** The lock classes waited on longest in the phase's machine run, with wait percentiles. */
+  readonly lockWaits: readonly LockWaitSummary[];
 }
 
 export interface PlanRunResult {
@@ -78,6 +136,8 @@ export interface PlanRunResult {
   /** Every blocking gate of every phase passed (and no phase was blocked). */
   readonly passed: boolean;
   readonly phases: readonly PhaseResult[];
+  /** With `scaling`: each process's workload alone, per policy and thread count. */
+  readonly scaling: readonly ScalingPoint[];
 }
 
 /** A subsystem entry by the reference a plan wrote (a built-in name, or a file path). */
@@ -94,6 +154,7 @@ function entryOf(ref: { name: string; file: string | null }, files: ReadonlyMap<
  */
 function measure(plan: ResolvedPlan, phase: ResolvedPhase, seed: number, files: ReadonlyMap<string, SubsystemEntry>) {
   const counters = new Map<string, OpCounter>();
+  const waits = new LockWaits();
   const cpus = plan.processes.reduce((n, p) => n + p.cpus, 0);
   const result = runProgram(
     (sim) => {
@@ -114,9 +175,22 @@ function measure(plan: ResolvedPlan, phase: ResolvedPhase, seed: number, files: 
         spawnWorkload(p.workload.name, { sim, mm, threads: p.threads, subsystems, counter, prefix: p.name }, p.workload.params);
       });
     },
-    { seed, strategy: 'timed', cpus: Math.max(cpus, 1) },
+    { seed, strategy: 'timed', cpus: Math.max(cpus, 1), observers: [waits] },
   );
-  return { result, counters };
+  return { result, counters, waits };
+}
+
+/** The measurement of a phase's machine run (`measure`), as plain data. */
+export function measurePhase(plan: ResolvedPlan, phase: ResolvedPhase, seed: number, files: ReadonlyMap<string, SubsystemEntry>): PhaseMeasurement {
+  const { result, counters, waits } = measure(plan, phase, seed, files);
+  return {
+    processes: phase.processes.map((pp) => {
+      const c = counters.get(pp.name)!;
+      return { name: pp.name, throughput: c.opsPerSimSec(), ops: c.ops };
+    }),
+    machine: { status: result.status, summary: result.summary },
+    lockWaits: waits.summary(),
+  };
 }
 
 /** Run `plan`, phase by phase. */
@@ -139,11 +213,11 @@ export async function runPlan(plan: ResolvedPlan, options: RunPlanOptions = {}):
       byIndex.set(i, blocked(phase, blockedBy));
       continue;
     }
-    options.progress?.(`phase ${phase.name}: measuring throughput`);
-    const { result, counters } = measure(plan, phase, seed, files);
+    if (options.precomputed === undefined) options.progress?.(`phase ${phase.name}: measuring throughput`);
+    const m = options.precomputed?.measurement(i) ?? measurePhase(plan, phase, seed, files);
     const processes: ProcessResult[] = phase.processes.map((pp) => {
-      const c = counters.get(pp.name)!;
-      const throughput = c.opsPerSimSec();
+      const c = m.processes.find((x) => x.name === pp.name)!;
+      const throughput = c.throughput;
       if (i === baselineIndex) baseline.set(pp.name, throughput);
       const base = baseline.get(pp.name) ?? null;
       return {
@@ -156,24 +230,57 @@ export async function runPlan(plan: ResolvedPlan, options: RunPlanOptions = {}):
         legacy: pp.legacy,
       };
     });
-    const findings = await phaseFindings(plan, phase, files, options, (m) => options.progress?.(`phase ${phase.name}: ${m}`));
-    const gates = phase.gates.map((g) => gateResult(g, phase, processes, findings, result.status === 'ok' ? null : result.summary));
+    const findings = await phaseFindings(plan, i, files, options, (message) => options.progress?.(`phase ${phase.name}: ${message}`));
+    const gates = phase.gates.map((g) => gateResult(g, phase, processes, findings, m.machine.status === 'ok' ? null : m.machine.summary));
     const failed = gates.some((g) => !g.passed);
     const r: PhaseResult = {
       name: phase.name,
       policy: phase.policy,
-      status: failed || result.status !== 'ok' ? 'failed' : 'passed',
+      status: failed || m.machine.status !== 'ok' ? 'failed' : 'passed',
       processes,
       findings,
       gates,
-      machine: { status: result.status, summary: result.summary },
+      machine: m.machine,
+      lockWaits: m.lockWaits,
     };
     byIndex.set(i, r);
     if (gates.some((g) => g.blocking && !g.passed) && blockedBy === null) blockedBy = phase.name;
   }
   for (let i = 0; i < plan.phases.length; i++) phases.push(byIndex.get(i)!);
   const passed = phases.every((p) => p.status !== 'blocked' && p.gates.every((g) => g.passed || !g.blocking));
-  return { plan: plan.name, seed, passed, phases };
+  const scaling = options.scaling !== true ? [] : (options.precomputed?.scaling ?? measureScaling(plan, seed, files, options.progress));
+  return { plan: plan.name, seed, passed, phases, scaling };
+}
+
+/**
+ * Each process's workload alone (in a process of its own, `timed`) at 1, 2, 4, ... up to its
+ * thread count, under every policy the plan uses, in plan order. Its subsystems run converted
+ * (safe under every policy) when the workload drives them.
+ */
+export function measureScaling(plan: ResolvedPlan, seed: number, files: ReadonlyMap<string, SubsystemEntry>, progress?: (m: string) => void): ScalingPoint[] {
+  const policies = [...new Set(plan.phases.map((p) => p.policy))];
+  const out: ScalingPoint[] = [];
+  for (const p of plan.processes) {
+    const counts: number[] = [];
+    for (let t = 1; t < p.threads; t *= 2) counts.push(t);
+    counts.push(p.threads);
+    for (const policy of policies)
+      for (const threads of counts) {
+        progress?.(`scaling: ${p.name} (${p.workload.name}) under ${policy} at ${threads} threads`);
+        const r = runWorkload({
+          workload: p.workload.name,
+          params: p.workload.params,
+          policy,
+          threads,
+          seed,
+          cpus: Math.max(p.cpus, threads),
+          subsystems: () => p.subsystems.map((ref) => entryOf(ref, files).create('converted')),
+          processName: p.name,
+        });
+        out.push({ process: p.name, workload: p.workload.name, policy, threads, throughput: r.result.status === 'ok' ? r.opsPerSimSec : null });
+      }
+  }
+  return out;
 }
 
 function blocked(phase: ResolvedPhase, by: string): PhaseResult {
@@ -191,20 +298,15 @@ function blocked(phase: ResolvedPhase, by: string): PhaseResult {
       detail: `not run: a blocking gate of phase '${by}' failed`,
     })),
     machine: null,
+    lockWaits: [],
   };
 }
 
 /**
- * The findings of a phase: `flag` over each (subsystem, variant, policy) its processes use, at
- * the most schedules any of its no-findings gates asks for (none: no search).
+ * The finding searches of a phase: each (subsystem, variant, policy) its processes use, at the
+ * most schedules any of its no-findings gates asks for (none: no search), in plan order.
  */
-async function phaseFindings(
-  plan: ResolvedPlan,
-  phase: ResolvedPhase,
-  files: ReadonlyMap<string, SubsystemEntry>,
-  options: RunPlanOptions,
-  progress: (m: string) => void,
-): Promise<PhaseFinding[]> {
+export function phaseSearches(plan: ResolvedPlan, phase: ResolvedPhase, files: ReadonlyMap<string, SubsystemEntry>): PhaseSearch[] {
   const schedules = Math.max(0, ...phase.gates.map((g) => (g.kind === 'no-findings' ? g.schedules : 0)));
   if (schedules === 0) return [];
   const units = new Map<string, { entry: SubsystemEntry; variant: SubsystemVariant; policy: string; processes: string[] }>();
@@ -218,12 +320,27 @@ async function phaseFindings(
       else units.set(key, { entry: entryOf(ref, files), variant, policy: pp.policy, processes: [p.name] });
     }
   }
+  return [...units.values()].map((u) => ({ ...u, options: { policy: u.policy, subsystems: [u.entry], variants: [u.variant], schedules, pctDepth: 3 } }));
+}
+
+/** The findings of the phase at `phaseIndex`: its searches' verdicts (`flag`, or the precomputed outcomes). */
+async function phaseFindings(
+  plan: ResolvedPlan,
+  phaseIndex: number,
+  files: ReadonlyMap<string, SubsystemEntry>,
+  options: RunPlanOptions,
+  progress: (m: string) => void,
+): Promise<PhaseFinding[]> {
+  const searches = phaseSearches(plan, plan.phases[phaseIndex]!, files);
   const out: PhaseFinding[] = [];
   let done = 0;
-  for (const u of units.values()) {
-    progress(`flag ${u.entry.name} ${u.variant} under ${u.policy} (${++done}/${units.size})`);
-    const r = await flagParallel({ policy: u.policy, subsystems: [u.entry], variants: [u.variant], schedules, pctDepth: 3 }, options.jobs ?? 1);
-    for (const f of r.verdicts[0]!.findings)
+  for (const u of searches) {
+    progress(`flag ${u.entry.name} ${u.variant} under ${u.policy} (${++done}/${searches.length})`);
+    const verdict =
+      options.precomputed !== undefined
+        ? verdictOf(u.entry, u.options, u.variant, options.precomputed.outcomes(phaseIndex, done - 1))
+        : (await flagParallel(u.options, options.jobs ?? 1)).verdicts[0]!;
+    for (const f of verdict.findings)
       out.push({
         id: f.id,
         kind: f.kind,
@@ -234,6 +351,9 @@ async function phaseFindings(
         declared: f.declared,
         evidence: f.evidence,
         replay: f.replay,
+        seed: f.seed,
+        schedule: f.minimised,
+        pctDepth: 3,
       });
   }
   return out;
@@ -264,4 +384,20 @@ function gateResult(
     passed: pct >= g.atLeastPercentOfBaseline,
     detail: `${g.process}: ${pct.toFixed(1)}% of the baseline (needs at least ${g.atLeastPercentOfBaseline}%)`,
   };
+}
+
+/**
+ * The Perfetto timeline of each finding of `result` (`flagReplayTrace`: its replay with the
+ * finding's steps marked), by finding id, each once, in report order.
+ */
+export function findingTraces(result: PlanRunResult, plan: ResolvedPlan, files: ReadonlyMap<string, SubsystemEntry> = new Map()): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const phase of result.phases)
+    for (const f of phase.findings) {
+      if (out.has(f.id)) continue;
+      const ref = plan.processes.flatMap((p) => p.subsystems).find((s) => s.name === f.subsystem);
+      if (ref === undefined) continue;
+      out.set(f.id, flagReplayTrace(entryOf(ref, files), { policy: f.policy, pctDepth: f.pctDepth }, f.variant, f.seed, f.schedule));
+    }
+  return out;
 }
