@@ -1,4 +1,5 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { Presets, SingleBar } from 'cli-progress';
 
 /** Exit codes of every vmalock command. */
 export const ExitCode = { ok: 0, gateFailed: 1, badInput: 2, internal: 3 } as const;
@@ -46,4 +47,35 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return `${[line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')}\n`;
+}
+
+/** A progress bar on stderr (cli-progress), for long work; a no-op unless stderr is a terminal. */
+export interface Progress {
+  /** `done` of `total` done; `what` is being done now. */
+  update(done: number, total: number, what: string): void;
+  stop(): void;
+}
+
+/** The progress bar of `label`: drawn on stderr when it is a terminal and not `quiet`, else nothing. */
+export function progressBar(label: string, quiet = false): Progress {
+  if (quiet || process.stderr.isTTY !== true) return { update: () => undefined, stop: () => undefined };
+  const bar = new SingleBar(
+    { format: `${label} [{bar}] {value}/{total} {what}`, stream: process.stderr, clearOnComplete: true, hideCursor: true, barsize: 24 },
+    Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(done, total, what) {
+      if (!started) {
+        bar.start(total, done, { what });
+        started = true;
+      } else {
+        bar.setTotal(total);
+        bar.update(done, { what });
+      }
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
 }

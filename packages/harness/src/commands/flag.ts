@@ -1,6 +1,6 @@
 import { policyNames } from '@vmalock/policies';
 import { SUBSYSTEMS, type SubsystemEntry } from '@vmalock/subsystems';
-import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, seedOf, writeFileAtomic } from '../cliSupport.js';
+import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, progressBar, seedOf, writeFileAtomic } from '../cliSupport.js';
 import { type FlagOptions, type FlagStrategy, flagParallel, flagReplayTrace, flagStrategies } from '../flag/flag.js';
 import { SubsystemLoadError, loadSubsystemFile } from '../wiring/loadSubsystem.js';
 import { type FlagPrecomputed, flagShard } from '../shard/flagShard.js';
@@ -73,6 +73,7 @@ export async function flagCommand(args: FlagArgs, io: CliIo, merged?: FlagPrecom
     writeFileAtomic(args.trace, json);
     io.err(`flag: wrote the replay's timeline to ${args.trace} (open it in https://ui.perfetto.dev)\n`);
   }
+  const bar = progressBar('flag');
   const options: FlagOptions = {
     policy: args.policy,
     subsystems: entries.length > 0 ? entries : SUBSYSTEMS,
@@ -82,8 +83,8 @@ export async function flagCommand(args: FlagArgs, io: CliIo, merged?: FlagPrecom
     preemptionBound: preemptions,
     ...(args.variant !== undefined ? { variants: [args.variant] } : {}),
     ...(args.seed !== undefined && args.schedule !== undefined ? { replay: { seed: seedOf(args.seed), schedule: args.schedule } } : {}),
-    // A progress line on a terminal (stderr), erased when done.
-    ...(process.stderr.isTTY === true ? { progress: (done: number, total: number) => io.err(`\r\x1b[Kflag: ${done}/${total} subsystem variants`) } : {}),
+    // A progress bar on a terminal (stderr), cleared when done.
+    progress: (done: number, total: number) => bar.update(done, total, 'subsystem variants'),
   };
   if (shard !== undefined) {
     const run: FlagShardRun = {
@@ -96,12 +97,12 @@ export async function flagCommand(args: FlagArgs, io: CliIo, merged?: FlagPrecom
       preemptions,
     };
     const file = await flagShard(run, options, shard, jobs);
-    if (process.stderr.isTTY === true) io.err('\r\x1b[K');
+    bar.stop();
     return writeShard(args.out!, file, io, { json: args.json, quiet: false });
   }
   // `vmalock merge`: the verdicts of the shards' joined outcomes.
   const result = merged !== undefined ? merged(options) : await flagParallel(options, jobs);
-  if (process.stderr.isTTY === true) io.err('\r\x1b[K');
+  bar.stop();
   if (args.json) {
     const verdicts = result.verdicts.map((v) => ({
       subsystem: v.subsystem,

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, seedOf } from '../cliSupport.js';
+import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, progressBar, seedOf } from '../cliSupport.js';
 import { DEFAULT_PLAN_YAML } from '../plan/defaultPlan.js';
 import { type LoadedPlan, PlanError, loadResolvedPlan, parsePlan } from '../plan/load.js';
 import { resolvePlan } from '../plan/resolve.js';
@@ -50,7 +50,14 @@ export async function runCommand(args: RunArgs, io: CliIo, merged?: PlanPrecompu
     if (e instanceof PlanError) throw new UsageError(e.firstLine);
     throw e;
   }
-  const tty = process.stderr.isTTY === true && !args.quiet;
+  // A progress bar on a terminal (stderr): the phase being run, of all of them, and what it does.
+  const bar = progressBar('run', args.quiet);
+  const phaseNames = loaded.resolved.phases.map((p) => p.name);
+  const progress = (m: string): void => {
+    const phase = /^phase (\S+): /.exec(m)?.[1];
+    const at = phase === undefined ? phaseNames.length : phaseNames.indexOf(phase);
+    bar.update(Math.max(at, 0), phaseNames.length, m);
+  };
   if (shard !== undefined) {
     const file = await planShard(
       loaded,
@@ -58,9 +65,9 @@ export async function runCommand(args: RunArgs, io: CliIo, merged?: PlanPrecompu
       seed ?? loaded.resolved.seed,
       shard,
       jobs,
-      tty ? (m) => io.err(`\r\x1b[K${m}`) : undefined,
+      (m) => progress(m),
     );
-    if (tty) io.err('\r\x1b[K');
+    bar.stop();
     return writeShard(args.out!, file, io, args);
   }
   const result = await runPlan(loaded.resolved, {
@@ -70,11 +77,11 @@ export async function runCommand(args: RunArgs, io: CliIo, merged?: PlanPrecompu
     // The report's throughput-against-threads chart.
     scaling: args.out !== undefined,
     subsystemFiles: loaded.subsystemFiles,
-    ...(tty ? { progress: (m: string) => io.err(`\r\x1b[K${m}`) } : {}),
+    progress: (m: string) => progress(m),
     // `vmalock merge`: what the shards computed.
     ...(merged !== undefined ? { precomputed: merged(loaded, seed ?? loaded.resolved.seed) } : {}),
   });
-  if (tty) io.err('\r\x1b[K');
+  bar.stop();
   const json = runJson(result);
   if (args.out !== undefined)
     writeReport(
