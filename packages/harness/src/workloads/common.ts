@@ -2,6 +2,7 @@
 // latch that stops helper threads once the measured threads are done, and checked faults.
 import {
   type FaultAccess,
+  MADV_DONTNEED,
   MAP_ANONYMOUS,
   MAP_FIXED_NOREPLACE,
   MAP_PRIVATE,
@@ -19,8 +20,10 @@ import {
   handleMmFault,
   hex,
   runMmOp,
+  sysMadvise,
   sysMmap,
 } from '@vmalock/core';
+import { z } from 'zod';
 import { type WorkloadContext, WorkloadSetupError } from './workload.js';
 
 export const P = PAGE_SIZE;
@@ -100,4 +103,43 @@ export function* mustFault(workload: string, task: MmTask, addr: number, access:
 export function mustOk(workload: string, task: MmTask, call: string, r: number): number {
   if (r < 0) throw new Error(`${workload}: ${task.thread.label}: ${call} failed with ${errnoText(r)}`);
   return r;
+}
+
+/** The faulter threads some workloads run beside their measured ones: how many, their region, their rounds. */
+export function faulterParams(measured: string) {
+  return {
+    faulters: z.number().int().min(0).max(4096).default(2).describe('threads write-faulting their own regions meanwhile (not counted as ops)'),
+    faulterPages: z.number().int().min(1).max(65_536).default(16).describe("pages of each faulter's region"),
+    faulterRoundsMax: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(64)
+      .describe(`bound on each faulter's rounds (fault every page, then MADV_DONTNEED), which stop earlier when the ${measured} are done`),
+  };
+}
+
+/**
+ * Map each faulter's region (`faulterPages` pages, a guard page apart, from `base`) and spawn
+ * the faulters: each writes every page of its region, then MADV_DONTNEEDs it, round after round,
+ * until the latch stops them or `faulterRoundsMax` (counted in the `faulterRounds` side figure).
+ */
+export function spawnFaulters(
+  ctx: WorkloadContext,
+  workload: string,
+  p: { readonly faulters: number; readonly faulterPages: number; readonly faulterRoundsMax: number },
+  base: number,
+  latch: Latch,
+): void {
+  for (let f = 0; f < p.faulters; f++) {
+    const region = setupMmap(workload, ctx.mm, `faulter ${f}'s region`, base + f * (p.faulterPages + 1) * P, p.faulterPages * P, RW, ANON);
+    spawnTask(ctx, `faulter${f}`, function* (task) {
+      for (let round = 0; round < p.faulterRoundsMax && latch.running; round++) {
+        for (let n = 0; n < p.faulterPages; n++) yield* mustFault(workload, task, region + n * P, 'write');
+        mustOk(workload, task, 'madvise(MADV_DONTNEED)', yield* sysMadvise(task, region, p.faulterPages * P, MADV_DONTNEED));
+        ctx.counter.note('faulterRounds');
+      }
+    });
+  }
 }

@@ -7,24 +7,16 @@
 //
 //   parent: |heap (populated) ........|  |faulter 0 ..|  |faulter 1 ..|
 //   child:  a copy of all of it, COW, torn down at exit
-import { MADV_DONTNEED, MAP_POPULATE, type SimThread, dupMmap, exitMmap, join, spawn, sysMadvise } from '@vmalock/core';
+import { MAP_POPULATE, type SimThread, dupMmap, exitMmap, join, spawn } from '@vmalock/core';
 import { z } from 'zod';
-import { ANON, Latch, P, RW, WORKLOAD_BASE, mustFault, mustOk, setupMmap, spawnTask } from './common.js';
+import { ANON, Latch, P, RW, WORKLOAD_BASE, faulterParams, mustFault, setupMmap, spawnFaulters, spawnTask } from './common.js';
 import { defineWorkload } from './workload.js';
 
 export const forkHeavyParams = z.strictObject({
   forksPerThread: z.number().int().min(1).max(100_000).default(4).describe('fork + child exit + wait rounds per forking thread'),
   heapPages: z.number().int().min(1).max(1_048_576).default(32).describe('pages of the populated heap every fork copies (write-protecting it)'),
   childPages: z.number().int().min(0).max(1_048_576).default(4).describe('heap pages the child writes (copy-on-write) before it exits'),
-  faulters: z.number().int().min(0).max(4096).default(2).describe('threads of the parent write-faulting their own regions meanwhile (not counted as ops)'),
-  faulterPages: z.number().int().min(1).max(65_536).default(16).describe("pages of each faulter's region"),
-  faulterRoundsMax: z
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(64)
-    .describe("bound on each faulter's rounds (fault every page, then MADV_DONTNEED), which stop earlier when the forkers are done"),
+  ...faulterParams('forkers'),
 });
 
 export const forkHeavy = defineWorkload({
@@ -60,23 +52,6 @@ export const forkHeavy = defineWorkload({
         latch.done();
       });
     }
-    for (let f = 0; f < p.faulters; f++) {
-      const region = setupMmap(
-        'fork-heavy',
-        mm,
-        `faulter ${f}'s region`,
-        WORKLOAD_BASE + heapBytes + P + f * (p.faulterPages + 1) * P,
-        p.faulterPages * P,
-        RW,
-        ANON,
-      );
-      spawnTask(ctx, `faulter${f}`, function* (task) {
-        for (let round = 0; round < p.faulterRoundsMax && latch.running; round++) {
-          for (let n = 0; n < p.faulterPages; n++) yield* mustFault('fork-heavy', task, region + n * P, 'write');
-          mustOk('fork-heavy', task, 'madvise(MADV_DONTNEED)', yield* sysMadvise(task, region, p.faulterPages * P, MADV_DONTNEED));
-          counter.note('faulterRounds');
-        }
-      });
-    }
+    spawnFaulters(ctx, 'fork-heavy', p, WORKLOAD_BASE + heapBytes + P, latch);
   },
 });

@@ -7,9 +7,9 @@
 // with madvise(MADV_DONTNEED) to fault them again), the bystanders a moving mremap must not stall.
 //
 //   |faulter 0 ....|faulter 1 ....|   ...   |buf-->|n|   |buf------>|   (top-down area)
-import { MADV_DONTNEED, MAP_FIXED_NOREPLACE, MREMAP_MAYMOVE, hex, sysMadvise, sysMmap, sysMremap, sysMunmap } from '@vmalock/core';
+import { MAP_FIXED_NOREPLACE, MREMAP_MAYMOVE, hex, sysMmap, sysMremap, sysMunmap } from '@vmalock/core';
 import { z } from 'zod';
-import { ANON, Latch, P, RW, WORKLOAD_BASE, mustFault, mustOk, setupMmap, spawnTask } from './common.js';
+import { ANON, Latch, P, RW, WORKLOAD_BASE, faulterParams, mustFault, mustOk, spawnFaulters, spawnTask } from './common.js';
 import { WorkloadParamsError, defineWorkload } from './workload.js';
 
 export const mremapGrowthParams = z.strictObject({
@@ -23,15 +23,7 @@ export const mremapGrowthParams = z.strictObject({
     .max(1)
     .default(0.25)
     .describe('chance, after each growth, that another allocation lands right after the buffer (forcing the next growth to move)'),
-  faulters: z.number().int().min(0).max(4096).default(2).describe('threads write-faulting their own regions meanwhile (not counted as ops)'),
-  faulterPages: z.number().int().min(1).max(65_536).default(16).describe("pages of each faulter's region"),
-  faulterRoundsMax: z
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(64)
-    .describe("bound on each faulter's rounds (fault every page, then MADV_DONTNEED), which stop earlier when the growers are done"),
+  ...faulterParams('growers'),
 });
 
 export const mremapGrowth = defineWorkload({
@@ -45,7 +37,7 @@ export const mremapGrowth = defineWorkload({
       throw new WorkloadParamsError(`workload 'mremap-growth': bad params: startPages (${p.startPages}) must be below maxPages (${p.maxPages})`);
   },
   spawn(ctx, p) {
-    const { mm, counter } = ctx;
+    const { counter } = ctx;
     const latch = new Latch(ctx.threads);
     for (let i = 0; i < ctx.threads; i++) {
       spawnTask(ctx, `grower${i}`, function* (task, rng) {
@@ -80,15 +72,6 @@ export const mremapGrowth = defineWorkload({
         latch.done();
       });
     }
-    for (let f = 0; f < p.faulters; f++) {
-      const region = setupMmap('mremap-growth', mm, `faulter ${f}'s region`, WORKLOAD_BASE + f * (p.faulterPages + 1) * P, p.faulterPages * P, RW, ANON);
-      spawnTask(ctx, `faulter${f}`, function* (task) {
-        for (let round = 0; round < p.faulterRoundsMax && latch.running; round++) {
-          for (let n = 0; n < p.faulterPages; n++) yield* mustFault('mremap-growth', task, region + n * P, 'write');
-          mustOk('mremap-growth', task, 'madvise(MADV_DONTNEED)', yield* sysMadvise(task, region, p.faulterPages * P, MADV_DONTNEED));
-          counter.note('faulterRounds');
-        }
-      });
-    }
+    spawnFaulters(ctx, 'mremap-growth', p, WORKLOAD_BASE, latch);
   },
 });
