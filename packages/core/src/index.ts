@@ -1,5 +1,6 @@
 // The public API of @vmalock/core. Explicit named exports only.
 export { CacheLine, type CostModel, type WorkKind, defaultCostModel } from './sim/costModel.js';
+export { type MachineProfile, profileByName, profileNames } from './sim/profiles.js';
 export {
   EINTR,
   Effect,
