@@ -41,6 +41,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
         y
           .positional('plan', { type: 'string', describe: 'A plan file (.yaml, .yml or .json; docs/plans.md); default: the built-in plan' })
           .option('seed', { type: 'number', describe: "Override the plan's seed" })
+          .option('profile', { type: 'string', default: 'default', describe: 'The machine profile whose costs the runs use (docs/fidelity.md)' })
           .option('keep-going', { type: 'boolean', default: false, describe: 'Run the phases after a failed blocking gate instead of blocking them' })
           .option('jobs', { type: 'number', default: 1, describe: 'Worker threads for the finding search (same results for any number)' })
           .option('out', { type: 'string', describe: 'Write report.json, junit.xml, index.html and traces/<finding>.json into this new (or empty) directory' })
@@ -66,6 +67,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
             json: args.json,
             quiet: args.quiet,
             shard: args.shard,
+            profile: args.profile,
           },
           io,
         );
@@ -233,6 +235,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
           .option('params', { type: 'string', describe: "The workload's params as a JSON object (default: its defaults)" })
           .option('threads', { type: 'string', describe: 'Thread counts, comma-separated (default 1,2,4,8)' })
           .option('seed', { type: 'number', default: 1, describe: 'The one seed every random choice derives from' })
+          .option('profile', { type: 'string', default: 'default', describe: 'The machine profile whose costs the runs use (docs/fidelity.md)' })
           .option('json', { type: 'boolean', default: false, describe: 'One JSON object on stdout' })
           .example('$0 bench', 'pft under every policy at 1, 2, 4 and 8 threads')
           .example('$0 bench --policies global-rwsem,per-vma,vma-range --workload jvm-gc --threads 1,2,4,8,16', 'A mprotect-heavy JVM-like GC')
@@ -240,7 +243,15 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
       (args) => {
         handled = true;
         exitCode = benchCommand(
-          { policies: args.policies, workload: args.workload, params: args.params, threads: args.threads, seed: args.seed, json: args.json },
+          {
+            policies: args.policies,
+            workload: args.workload,
+            params: args.params,
+            threads: args.threads,
+            seed: args.seed,
+            profile: args.profile,
+            json: args.json,
+          },
           io,
         );
       },

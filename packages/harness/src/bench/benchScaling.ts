@@ -8,6 +8,7 @@ import { SUBSYSTEMS, type SubsystemEntry } from '@vmalock/subsystems';
 import { parseWorkloadParams } from '../workloads/registry.js';
 import { runWorkload } from '../workloads/run.js';
 import { WorkloadParamsError } from '../workloads/workload.js';
+import { profileByName } from '@vmalock/core';
 
 /** What to measure. */
 export interface BenchScalingOptions {
@@ -20,6 +21,8 @@ export interface BenchScalingOptions {
   readonly threads: readonly number[];
   /** The one seed of every run (each run is its own program: the same seed at every point). */
   readonly seed: number;
+  /** The machine profile whose costs the runs use (default `default`). */
+  readonly profile?: string;
   /** Told after each run, for a progress line. */
   readonly progress?: (done: number, total: number, policy: string, threads: number) => void;
 }
@@ -60,6 +63,7 @@ export function benchScaling(options: BenchScalingOptions): BenchRow[] {
         policy,
         threads,
         seed: options.seed,
+        costModel: profileByName(options.profile ?? 'default').costs,
         strategy: 'timed',
         ...(entries.length > 0 ? { subsystems: () => entries.map((e) => e.create('converted')) } : {}),
       });

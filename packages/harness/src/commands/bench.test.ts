@@ -93,7 +93,7 @@ describe('vmalock bench', () => {
     );
     expect(r.code, r.err).toBe(ExitCode.ok);
     const json = JSON.parse(r.out) as BenchJson;
-    expect(Object.keys(json)).toEqual(['workload', 'params', 'seed', 'rows']);
+    expect(Object.keys(json)).toEqual(['workload', 'params', 'seed', 'profile', 'rows']);
     expect(json.workload).toBe('pft');
     expect(json.params).toMatchObject({ pagesPerThread: 16, mapper: true });
     expect(json.seed).toBe(1);
@@ -105,7 +105,7 @@ describe('vmalock bench', () => {
     const r = await cli('bench', '--policies', 'global-rwsem,per-vma', '--params', '{"pagesPerThread": 16}', '--threads', '1,2,4', '--seed', '5');
     expect(r.code, r.err).toBe(ExitCode.ok);
     const lines = r.out.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^bench pft \{"pagesPerThread":16,.*\}, seed 5, strategy timed$/);
+    expect(lines[0]).toMatch(/^bench pft \{"pagesPerThread":16,.*\}, seed 5, strategy timed, machine profile default$/);
     expect(lines[3]).toMatch(/^threads\s+global-rwsem\s+per-vma$/);
     expect(lines.slice(5).map((l) => l.split(/\s+/)[0])).toEqual(['1', '2', '4']);
     expect(lines[5]).toMatch(/^1\s+\S+ \(1\.00x\)\s+\S+ \(1\.00x\)$/);

@@ -1,5 +1,6 @@
 import { policyNames } from '@vmalock/policies';
 import { type BenchRow, benchScaling } from '../bench/benchScaling.js';
+import { profileNames } from '@vmalock/core';
 import { type CliIo, ExitCode, UsageError, formatTable, seedOf } from '../cliSupport.js';
 import { parseWorkloadParams, workloadByName, workloadNames } from '../workloads/registry.js';
 import { WorkloadParamsError } from '../workloads/workload.js';
@@ -14,6 +15,7 @@ export interface BenchArgs {
   /** Comma-separated thread counts; undefined: 1,2,4,8 (1 for a workload that brings its own threads). */
   readonly threads: string | undefined;
   readonly seed: number;
+  readonly profile?: string | undefined;
   readonly json: boolean;
 }
 
@@ -84,6 +86,8 @@ export function benchCommand(args: BenchArgs, io: CliIo): number {
       `--threads: workload '${workload.name}' brings its own threads (one per traced tid), so it has no thread scaling: give --threads 1 (or leave it out) to compare policies`,
     );
   const seed = seedOf(args.seed);
+  const profile = args.profile ?? 'default';
+  if (!profileNames().includes(profile)) throw new UsageError(`--profile: unknown machine profile '${profile}' (known: ${profileNames().join(', ')})`);
   const raw = paramsOf(args.params);
   let params: unknown;
   let rows: BenchRow[];
@@ -96,6 +100,7 @@ export function benchCommand(args: BenchArgs, io: CliIo): number {
       params: raw,
       threads,
       seed,
+      profile,
       ...(tty ? { progress: (done: number, total: number, p: string, t: number) => io.err(`\r\x1b[Kbench: ${done}/${total} (${p}, ${t} threads)`) } : {}),
     });
     if (tty) io.err('\r\x1b[K');
@@ -105,13 +110,13 @@ export function benchCommand(args: BenchArgs, io: CliIo): number {
   }
   if (args.json) {
     io.out(
-      `${JSON.stringify({ workload: workload.name, params, seed, rows: rows.map((r) => ({ policy: r.policy, threads: r.threads, throughput: r.throughput, speedup: r.speedup, status: r.status })) })}\n`,
+      `${JSON.stringify({ workload: workload.name, params, seed, profile, rows: rows.map((r) => ({ policy: r.policy, threads: r.threads, throughput: r.throughput, speedup: r.speedup, status: r.status })) })}\n`,
     );
     return ExitCode.ok;
   }
   const base = Math.min(...threads);
   io.out(
-    `bench ${workload.name} ${JSON.stringify(params)}, seed ${seed}, strategy timed\nops per simulated second (speed-up over ${base} thread${base === 1 ? '' : 's'}); an op: ${workload.op}\n\n`,
+    `bench ${workload.name} ${JSON.stringify(params)}, seed ${seed}, strategy timed, machine profile ${profile}\nops per simulated second (speed-up over ${base} thread${base === 1 ? '' : 's'}); an op: ${workload.op}\n\n`,
   );
   io.out(
     formatTable(

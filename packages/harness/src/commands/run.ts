@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { profileNames } from '@vmalock/core';
 import { type CliIo, ExitCode, UsageError, formatTable, positiveInt, progressBar, seedOf } from '../cliSupport.js';
 import { DEFAULT_PLAN_YAML } from '../plan/defaultPlan.js';
 import { type LoadedPlan, PlanError, loadResolvedPlan, parsePlan } from '../plan/load.js';
@@ -22,6 +23,8 @@ export interface RunArgs {
   readonly quiet: boolean;
   /** `--shard i/n`: run this slice of the finding searches and write it (shard.json) into `out`, for `vmalock merge`. */
   readonly shard?: string | undefined;
+  /** `--profile NAME`: the machine profile whose costs every run uses (default `default`). */
+  readonly profile?: string | undefined;
 }
 
 /** The version of report.json's layout. */
@@ -39,6 +42,10 @@ export async function runCommand(args: RunArgs, io: CliIo, merged?: PlanPrecompu
   const shard = args.shard === undefined ? undefined : parseShard(args.shard);
   if (shard !== undefined && args.out === undefined)
     throw new UsageError('--shard needs --out DIR: a shard writes its part (shard.json) there, for vmalock merge');
+  const profile = args.profile ?? 'default';
+  if (!profileNames().includes(profile)) throw new UsageError(`--profile: unknown machine profile '${profile}' (known: ${profileNames().join(', ')})`);
+  if (profile !== 'default' && (shard !== undefined || merged !== undefined))
+    throw new UsageError('--profile: shards run on the default profile only (for now); run without --shard');
   if (args.out !== undefined) checkOutDir(args.out);
   let loaded: Pick<LoadedPlan, 'resolved' | 'subsystemFiles'>;
   try {
@@ -71,6 +78,7 @@ export async function runCommand(args: RunArgs, io: CliIo, merged?: PlanPrecompu
     return writeShard(args.out!, file, io, args);
   }
   const result = await runPlan(loaded.resolved, {
+    profile,
     ...(seed !== undefined ? { seed } : {}),
     keepGoing: args.keepGoing,
     jobs,
@@ -106,6 +114,7 @@ export function runJson(r: PlanRunResult) {
   return {
     plan: r.plan,
     seed: r.seed,
+    profile: r.profile,
     passed: r.passed,
     phases: r.phases.map((p) => ({
       name: p.name,
@@ -137,7 +146,7 @@ export function runJson(r: PlanRunResult) {
 
 /** The console report: a table per phase, its findings and gates. */
 export function formatRun(r: PlanRunResult): string {
-  const out: string[] = [`plan ${r.plan}, seed ${r.seed}\n`];
+  const out: string[] = [`plan ${r.plan}, seed ${r.seed}, machine profile ${r.profile}\n`];
   for (const p of r.phases) {
     out.push(`\nphase ${p.name} (${p.policy}): ${p.status}\n`);
     if (p.processes.length > 0)

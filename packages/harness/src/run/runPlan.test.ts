@@ -67,6 +67,7 @@ describe('vmalock run', () => {
       plan: string;
       seed: number;
       passed: boolean;
+      profile: string;
       phases: Array<{
         name: string;
         status: string;
@@ -75,7 +76,7 @@ describe('vmalock run', () => {
         gates: Array<{ name: string; passed: boolean; detail: string }>;
       }>;
     };
-    expect([json.plan, json.seed, json.passed]).toEqual(['staged-conversion', 1, true]);
+    expect([json.plan, json.seed, json.passed, json.profile]).toEqual(['staged-conversion', 1, true, 'default']);
     expect(json.phases[7]!.processes.every((p) => p.throughput > 0 && p.speedupOverBaseline > 0)).toBe(true);
     expect(json.phases[2]!.findings[0]!.replay).toMatch(/^vmalock flag --policy vma-range --subsystem \S+ --variant legacy --seed \d+ --schedule '/);
     const dir = mkdtempSync(join(tmpdir(), 'vmalock-run-'));
@@ -84,6 +85,24 @@ describe('vmalock run', () => {
     const second = capture();
     expect(await runCli(['run', file, '--quiet'], second.sink)).toBe(1);
     expect(second.io.out).toBe('');
+  });
+
+  it('should run on the machine profile asked for, record it, and refuse an unknown one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmalock-run-'));
+    const file = join(dir, 'small.yaml');
+    writeFileSync(file, smallPlanYaml());
+    const runs: Record<string, { profile: string; phases: Array<{ processes: Array<{ throughput: number }> }> }> = {};
+    for (const profile of ['default', 'xeon-e5-2690v3']) {
+      const { io, sink } = capture();
+      await runCli(['run', file, '--json', '--profile', profile], sink);
+      runs[profile] = JSON.parse(io.out) as (typeof runs)[string];
+    }
+    expect(runs['xeon-e5-2690v3']!.profile).toBe('xeon-e5-2690v3');
+    // Other costs, other simulated throughput.
+    expect(runs['xeon-e5-2690v3']!.phases[0]!.processes[0]!.throughput).not.toBe(runs.default!.phases[0]!.processes[0]!.throughput);
+    const bad = capture();
+    expect(await runCli(['run', file, '--profile', 'nosuch'], bad.sink)).toBe(2);
+    expect(bad.io.err).toBe("vmalock: --profile: unknown machine profile 'nosuch' (known: default, xeon-e5-2690v3, ivybridge-2s-40c, icelake-2s-64t)\n");
   });
 
   it('should write report.json and junit.xml with --out, one test case per phase and gate', async () => {

@@ -3,7 +3,7 @@
 // subsystems in the variants the phase chose, under the `timed` strategy), looks for findings
 // (`flag` over each subsystem variant a process uses, under that process's policy), and checks
 // the phase's gates. A failed blocking gate blocks the phases after it.
-import { type Finding, MmStruct, type Subsystem, type SubsystemVariant, runProgram } from '@vmalock/core';
+import { type CostModel, type Finding, MmStruct, type Subsystem, type SubsystemVariant, defaultCostModel, profileByName, runProgram } from '@vmalock/core';
 import { createPolicy } from '@vmalock/policies';
 import { SUBSYSTEMS, type SubsystemEntry } from '@vmalock/subsystems';
 import { type FlagOptions, type ScheduleOutcome, flagParallel, flagReplayTrace, verdictOf } from '../flag/flag.js';
@@ -30,6 +30,8 @@ export interface RunPlanOptions {
    * the plan uses (the report's throughput-against-threads chart). Default false.
    */
   readonly scaling?: boolean;
+  /** The machine profile whose costs every run uses (`vmalock run --profile`; default `default`). */
+  readonly profile?: string;
   /**
    * What the shards of a sharded run computed (`vmalock merge`): used instead of measuring the
    * phases, running the finding searches and measuring the scaling here. Everything else — the
@@ -138,6 +140,8 @@ export interface PlanRunResult {
   readonly phases: readonly PhaseResult[];
   /** With `scaling`: each process's workload alone, per policy and thread count. */
   readonly scaling: readonly ScalingPoint[];
+  /** The machine profile the runs used. */
+  readonly profile: string;
 }
 
 /** A subsystem entry by the reference a plan wrote (a built-in name, or a file path). */
@@ -152,7 +156,7 @@ function entryOf(ref: { name: string; file: string | null }, files: ReadonlyMap<
  * subsystems attached (one instance per subsystem and variant, shared by the processes that use
  * it, as a driver serves every process in the kernel), and its workload's threads.
  */
-function measure(plan: ResolvedPlan, phase: ResolvedPhase, seed: number, files: ReadonlyMap<string, SubsystemEntry>) {
+function measure(plan: ResolvedPlan, phase: ResolvedPhase, seed: number, files: ReadonlyMap<string, SubsystemEntry>, costModel: CostModel) {
   const counters = new Map<string, OpCounter>();
   const waits = new LockWaits();
   const cpus = plan.processes.reduce((n, p) => n + p.cpus, 0);
@@ -175,14 +179,20 @@ function measure(plan: ResolvedPlan, phase: ResolvedPhase, seed: number, files: 
         spawnWorkload(p.workload.name, { sim, mm, threads: p.threads, subsystems, counter, prefix: p.name }, p.workload.params);
       });
     },
-    { seed, strategy: 'timed', cpus: Math.max(cpus, 1), observers: [waits] },
+    { seed, strategy: 'timed', cpus: Math.max(cpus, 1), observers: [waits], costModel },
   );
   return { result, counters, waits };
 }
 
 /** The measurement of a phase's machine run (`measure`), as plain data. */
-export function measurePhase(plan: ResolvedPlan, phase: ResolvedPhase, seed: number, files: ReadonlyMap<string, SubsystemEntry>): PhaseMeasurement {
-  const { result, counters, waits } = measure(plan, phase, seed, files);
+export function measurePhase(
+  plan: ResolvedPlan,
+  phase: ResolvedPhase,
+  seed: number,
+  files: ReadonlyMap<string, SubsystemEntry>,
+  costModel: CostModel = defaultCostModel,
+): PhaseMeasurement {
+  const { result, counters, waits } = measure(plan, phase, seed, files, costModel);
   return {
     processes: phase.processes.map((pp) => {
       const c = counters.get(pp.name)!;
@@ -196,6 +206,8 @@ export function measurePhase(plan: ResolvedPlan, phase: ResolvedPhase, seed: num
 /** Run `plan`, phase by phase. */
 export async function runPlan(plan: ResolvedPlan, options: RunPlanOptions = {}): Promise<PlanRunResult> {
   const seed = options.seed ?? plan.seed;
+  const profile = options.profile ?? 'default';
+  const costs = profileByName(profile).costs;
   const files = options.subsystemFiles ?? new Map<string, SubsystemEntry>();
   const baselineIndex = Math.max(
     0,
@@ -214,7 +226,7 @@ export async function runPlan(plan: ResolvedPlan, options: RunPlanOptions = {}):
       continue;
     }
     if (options.precomputed === undefined) options.progress?.(`phase ${phase.name}: measuring throughput`);
-    const m = options.precomputed?.measurement(i) ?? measurePhase(plan, phase, seed, files);
+    const m = options.precomputed?.measurement(i) ?? measurePhase(plan, phase, seed, files, costs);
     const processes: ProcessResult[] = phase.processes.map((pp) => {
       const c = m.processes.find((x) => x.name === pp.name)!;
       const throughput = c.throughput;
@@ -248,8 +260,8 @@ export async function runPlan(plan: ResolvedPlan, options: RunPlanOptions = {}):
   }
   for (let i = 0; i < plan.phases.length; i++) phases.push(byIndex.get(i)!);
   const passed = phases.every((p) => p.status !== 'blocked' && p.gates.every((g) => g.passed || !g.blocking));
-  const scaling = options.scaling !== true ? [] : (options.precomputed?.scaling ?? measureScaling(plan, seed, files, options.progress));
-  return { plan: plan.name, seed, passed, phases, scaling };
+  const scaling = options.scaling !== true ? [] : (options.precomputed?.scaling ?? measureScaling(plan, seed, files, options.progress, costs));
+  return { plan: plan.name, seed, passed, phases, scaling, profile };
 }
 
 /**
@@ -257,7 +269,13 @@ export async function runPlan(plan: ResolvedPlan, options: RunPlanOptions = {}):
  * thread count, under every policy the plan uses, in plan order. Its subsystems run converted
  * (safe under every policy) when the workload drives them.
  */
-export function measureScaling(plan: ResolvedPlan, seed: number, files: ReadonlyMap<string, SubsystemEntry>, progress?: (m: string) => void): ScalingPoint[] {
+export function measureScaling(
+  plan: ResolvedPlan,
+  seed: number,
+  files: ReadonlyMap<string, SubsystemEntry>,
+  progress?: (m: string) => void,
+  costModel: CostModel = defaultCostModel,
+): ScalingPoint[] {
   const policies = [...new Set(plan.phases.map((p) => p.policy))];
   const out: ScalingPoint[] = [];
   for (const p of plan.processes) {
@@ -276,6 +294,7 @@ export function measureScaling(plan: ResolvedPlan, seed: number, files: Readonly
           cpus: Math.max(p.cpus, threads),
           subsystems: () => p.subsystems.map((ref) => entryOf(ref, files).create('converted')),
           processName: p.name,
+          costModel,
         });
         out.push({ process: p.name, workload: p.workload.name, policy, threads, throughput: r.result.status === 'ok' ? r.opsPerSimSec : null });
       }

@@ -1,7 +1,7 @@
 // One workload in one process, run once: what tests, `bench` and a plan's single-process runs
 // need. A plan with several processes spawns each process's workload into one program itself,
 // with `spawnWorkload` and a counter per process.
-import { type EngineObserver, MmStruct, type Program, type RunResult, type StrategyName, type Subsystem, runProgram } from '@vmalock/core';
+import { type CostModel, type EngineObserver, MmStruct, type Program, type RunResult, type StrategyName, type Subsystem, runProgram } from '@vmalock/core';
 import { type PolicyOptions, createPolicy, policyNames } from '@vmalock/policies';
 import { spawnWorkload } from './registry.js';
 import { OpCounter, WorkloadParamsError } from './workload.js';
@@ -25,6 +25,8 @@ export interface WorkloadRunOptions {
   readonly schedule?: string;
   readonly observers?: readonly EngineObserver[];
   readonly trace?: boolean;
+  /** The machine's costs (a profile's `costs`; default the default cost model). */
+  readonly costModel?: CostModel;
   /** The process's subsystems, made fresh for each run (attached before the workload spawns). */
   readonly subsystems?: () => readonly Subsystem[];
   /** The process: pid and name (default 1, 'p1'). */
@@ -87,6 +89,7 @@ export function runWorkload(options: WorkloadRunOptions): WorkloadRun {
     ...(options.schedule !== undefined ? { schedule: options.schedule } : {}),
     ...(options.observers !== undefined ? { observers: options.observers } : {}),
     ...(options.trace !== undefined ? { trace: options.trace } : {}),
+    ...(options.costModel !== undefined ? { costModel: options.costModel } : {}),
   });
   const c = state.counter;
   return {
