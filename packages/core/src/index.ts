@@ -1,5 +1,5 @@
 // The public API of @vmalock/core. Explicit named exports only.
-export { CacheLine, type CostModel, type WorkKind, defaultCostModel } from './sim/costModel.js';
+export { CacheLine, type CostModel, MemoryBus, type WorkKind, defaultCostModel } from './sim/costModel.js';
 export { type MachineProfile, profileByName, profileNames } from './sim/profiles.js';
 export {
   EINTR,

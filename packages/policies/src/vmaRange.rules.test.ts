@@ -65,6 +65,7 @@ const COSTS: CostModel = {
   pageZeroNs: 600,
   vmaUpdateNs: 250,
   zapPageNs: 30,
+  memoryBusNsPerPage: 0,
 };
 
 type Log = (line: string) => void;

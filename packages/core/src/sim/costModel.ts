@@ -31,6 +31,18 @@ export interface CostModel {
   readonly vmaUpdateNs: number;
   /** Clearing one present PTE and releasing its page (zap, with TLB batching), ns. */
   readonly zapPageNs: number;
+  /**
+   * The machine's memory bus: the time one 4 KiB page written in full (zeroed or copied) occupies
+   * the memory controllers, ns — 4096 B over the machine's sustained write bandwidth. Every page
+   * zeroed or copied anywhere on the machine queues for it (FIFO), so faults on many CPUs stop
+   * scaling at that bandwidth. 0: unlimited (no bus).
+   */
+  readonly memoryBusNsPerPage: number;
+}
+
+/** The machine's memory bus in one run (see `CostModel.memoryBusNsPerPage`): when it is next free. */
+export class MemoryBus {
+  busyUntilNs = 0;
 }
 
 /** The kinds of mm work a thread charges to its clock (`SimThread.work`). */
@@ -50,6 +62,7 @@ export const defaultCostModel: CostModel = Object.freeze({
   pageZeroNs: 600,
   vmaUpdateNs: 250,
   zapPageNs: 30,
+  memoryBusNsPerPage: 0,
 });
 
 /**

@@ -432,4 +432,28 @@ describe('timed costs across runs and between effects', () => {
     expect(r.status).toBe('ok');
     expect(clock).toBe(3000);
   });
+
+  it('should queue the page writes of every CPU on the one memory bus when the cost model has one', () => {
+    /** Four threads on four CPUs each zero 10 pages (100 ns of CPU each); the bus takes `busNs` a page. */
+    const finish = (busNs: number): number[] => {
+      const clocks: number[] = [];
+      runProgram(
+        (sim) => {
+          for (let i = 0; i < 4; i++)
+            sim.spawn(`zero${i}`, function* (thread) {
+              thread.work('pageZeroNs', 10);
+              yield spend(0);
+              clocks.push(thread.clockNs);
+            });
+        },
+        { seed: 1, strategy: 'timed', cpus: 4, costModel: { ...defaultCostModel, pageZeroNs: 100, effectNs: 0, memoryBusNsPerPage: busNs } },
+      );
+      return clocks.sort((a, b) => a - b);
+    };
+    // No bus: the CPUs work in parallel. A bus faster than one CPU: still parallel (the CPU is the
+    // bottleneck). A bus at 50 ns a page: 40 pages take 2000 ns in all, whoever asked first.
+    expect(finish(0)).toEqual([1000, 1000, 1000, 1000]);
+    expect(finish(20)).toEqual([1000, 1000, 1000, 1000]);
+    expect(finish(50)).toEqual([1000, 1000, 1500, 2000]);
+  });
 });

@@ -1,5 +1,5 @@
 import type { Trace, TraceEvent, TraceObject } from '../trace/traceEvent.js';
-import { type CostModel, defaultCostModel } from './costModel.js';
+import { type CostModel, MemoryBus, defaultCostModel } from './costModel.js';
 import { EINTR, Effect, LockMode, Op, opNames, type SpawnRequest } from './effect.js';
 import { type LockHost, type LockWaiter, SimLock, WaitKind, modeName } from './lock.js';
 import { Prng, PrngStream } from './prng.js';
@@ -207,6 +207,8 @@ class Run implements LockHost {
   readonly timed: TimedStrategy | null;
   readonly pct: PctStrategy | null;
   readonly cost: CostModel;
+  /** The machine's memory bus for this run (null when the cost model has none). */
+  readonly memoryBus: MemoryBus | null;
   readonly cpus: number;
   readonly stepLimit: number;
   readonly cpuFreeAtNs: Float64Array;
@@ -234,6 +236,7 @@ class Run implements LockHost {
     this.stepLimit = options.stepLimit ?? defaultStepLimit;
     if (!Number.isInteger(this.stepLimit) || this.stepLimit < 1) throw new RangeError(`stepLimit must be an integer >= 1, got ${this.stepLimit}`);
     this.cost = options.costModel ?? defaultCostModel;
+    this.memoryBus = this.cost.memoryBusNsPerPage > 0 ? new MemoryBus() : null;
     this.cpuFreeAtNs = new Float64Array(this.cpus);
     this.programRng = new Prng(options.seed, PrngStream.program);
     this.events = options.trace === true ? [] : null;
@@ -334,6 +337,7 @@ class Run implements LockHost {
     if (!Number.isInteger(c) || c < 0 || c >= this.cpus) throw new RangeError(`thread '${name}': cpu ${c} is outside 0..${this.cpus - 1}`);
     const t = new SimThread(id, name, c, body, this.programRng);
     t.costModel = this.cost;
+    t.memoryBus = this.memoryBus;
     t.clockNs = atNs;
     t.gen = body(t);
     this.threads.push(t);

@@ -1,5 +1,5 @@
 import type { Effect } from './effect.js';
-import { type CostModel, type WorkKind, defaultCostModel } from './costModel.js';
+import { type CostModel, type MemoryBus, type WorkKind, defaultCostModel } from './costModel.js';
 import type { Prng } from './prng.js';
 
 /** The life of a simulated thread. */
@@ -69,6 +69,8 @@ export class SimThread {
 
   /** The run's cost model (set by the engine): what `work` charges. */
   costModel: CostModel = defaultCostModel;
+  /** The run's memory bus (set by the engine), when the cost model has one. */
+  memoryBus: MemoryBus | null = null;
 
   constructor(
     /** Spawn order, from 0: stable across runs of one program. */
@@ -87,7 +89,17 @@ export class SimThread {
    * the VMA tree). Under `timed`, the thread's next effect starts that much later.
    */
   work(kind: WorkKind, n = 1): void {
-    this.clockNs += this.costModel[kind] * n;
+    const busNs = this.costModel.memoryBusNsPerPage;
+    if (kind !== 'pageZeroNs' || busNs <= 0 || this.memoryBus === null) {
+      this.clockNs += this.costModel[kind] * n;
+      return;
+    }
+    // Writing n pages needs the CPU for pageZeroNs each and the machine's memory bus for busNs
+    // each: the bus serves the pages of every CPU in turn; the work ends when both are done.
+    const bus = this.memoryBus;
+    const start = Math.max(this.clockNs, bus.busyUntilNs);
+    bus.busyUntilNs = start + busNs * n;
+    this.clockNs = Math.max(this.clockNs + this.costModel.pageZeroNs * n, bus.busyUntilNs);
   }
 
   /** True when this thread holds `lock` in any mode. */
