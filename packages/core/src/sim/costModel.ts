@@ -48,7 +48,7 @@ export class MemoryBus {
 /** The kinds of mm work a thread charges to its clock (`SimThread.work`). */
 export type WorkKind = 'syscallNs' | 'faultNs' | 'pageZeroNs' | 'vmaUpdateNs' | 'zapPageNs';
 
-/** A plausible modern x86 server socket; later issues calibrate named machine profiles. */
+/** A plausible modern x86 server socket, with no memory bus; `profiles.ts` holds calibrated machines. */
 export const defaultCostModel: CostModel = Object.freeze({
   effectNs: 2,
   atomicNs: 20,
