@@ -78,8 +78,9 @@ export interface Verdict {
 
 /**
  * Steps a run of a flag workload may take (its runs take a few hundred): past it the run ends
- * as a livelock. Minimisation runs a schedule's tail without preemption, which can hand a lock
- * back and forth between two retrying threads for ever; this ends such a run quickly.
+ * with status `step-limit` (a livelock, reported as a finding) in a few milliseconds, instead of
+ * running to the engine's default million steps — minimisation replays schedule tails without
+ * preemption, the kind of schedule that once handed a busy lock back and forth for ever.
  */
 export const STEP_LIMIT = 20_000;
 

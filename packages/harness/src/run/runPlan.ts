@@ -7,7 +7,7 @@ import { type CostModel, type Finding, MmStruct, type Subsystem, type SubsystemV
 import { createPolicy } from '@vmalock/policies';
 import { SUBSYSTEMS, type SubsystemEntry } from '@vmalock/subsystems';
 import { type FlagOptions, type ScheduleOutcome, flagParallel, flagReplayTrace, verdictOf } from '../flag/flag.js';
-import type { ResolvedGate, ResolvedPhase, ResolvedPlan } from '../plan/resolve.js';
+import type { ResolvedGate, ResolvedPhase, ResolvedPhaseProcess, ResolvedPlan } from '../plan/resolve.js';
 import { OpCounter } from '../workloads/workload.js';
 import { spawnWorkload } from '../workloads/registry.js';
 import { runWorkload } from '../workloads/run.js';
@@ -144,6 +144,14 @@ export interface PlanRunResult {
   readonly profile: string;
 }
 
+/** The PCT depth of a phase's finding searches (flag's default). */
+const SEARCH_PCT_DEPTH = 3;
+
+/** The variant a process runs a subsystem in during a phase: converted once a phase converted it. */
+function variantIn(pp: ResolvedPhaseProcess, subsystem: string): SubsystemVariant {
+  return pp.converted.includes(subsystem) ? 'converted' : 'legacy';
+}
+
 /** A subsystem entry by the reference a plan wrote (a built-in name, or a file path). */
 function entryOf(ref: { name: string; file: string | null }, files: ReadonlyMap<string, SubsystemEntry>): SubsystemEntry {
   const entry = ref.file !== null ? files.get(ref.file) : SUBSYSTEMS.find((s) => s.name === ref.name);
@@ -167,7 +175,7 @@ function measure(plan: ResolvedPlan, phase: ResolvedPhase, seed: number, files: 
         const pp = phase.processes.find((x) => x.name === p.name)!;
         const mm = new MmStruct(i + 1, createPolicy(pp.policy, pp.policyOptions));
         const subsystems = p.subsystems.map((ref) => {
-          const variant: SubsystemVariant = pp.converted.includes(ref.name) ? 'converted' : 'legacy';
+          const variant = variantIn(pp, ref.name);
           const key = `${ref.name}:${variant}`;
           let s = instances.get(key);
           if (s === undefined) instances.set(key, (s = entryOf(ref, files).create(variant)));
@@ -332,14 +340,17 @@ export function phaseSearches(plan: ResolvedPlan, phase: ResolvedPhase, files: R
   for (const p of plan.processes) {
     const pp = phase.processes.find((x) => x.name === p.name)!;
     for (const ref of p.subsystems) {
-      const variant: SubsystemVariant = pp.converted.includes(ref.name) ? 'converted' : 'legacy';
+      const variant = variantIn(pp, ref.name);
       const key = `${ref.name}\u0000${variant}\u0000${pp.policy}`;
       const u = units.get(key);
       if (u !== undefined) u.processes.push(p.name);
       else units.set(key, { entry: entryOf(ref, files), variant, policy: pp.policy, processes: [p.name] });
     }
   }
-  return [...units.values()].map((u) => ({ ...u, options: { policy: u.policy, subsystems: [u.entry], variants: [u.variant], schedules, pctDepth: 3 } }));
+  return [...units.values()].map((u) => ({
+    ...u,
+    options: { policy: u.policy, subsystems: [u.entry], variants: [u.variant], schedules, pctDepth: SEARCH_PCT_DEPTH },
+  }));
 }
 
 /** The findings of the phase at `phaseIndex`: its searches' verdicts (`flag`, or the precomputed outcomes). */
@@ -372,7 +383,7 @@ async function phaseFindings(
         replay: f.replay,
         seed: f.seed,
         schedule: f.minimised,
-        pctDepth: 3,
+        pctDepth: u.options.pctDepth,
       });
   }
   return out;
